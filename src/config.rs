@@ -1,0 +1,183 @@
+//! Command line and environment configuration (clap). Every flag of `run` has an environment
+//! fallback so the Helm chart and the demo configure the operator the same way.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::backoff::BackoffPolicy;
+use crate::controller::Settings;
+use crate::sitewise::aws::SdkSettings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sitewise-operator",
+    version,
+    about = "Kubernetes operator for AWS IoT SiteWise assets"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller.
+    Run(Box<RunArgs>),
+    /// Print the SiteWiseAsset CustomResourceDefinition as YAML.
+    Crd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Kubeconfig file; without it the in-cluster configuration (or the default kubeconfig) is used.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Namespace to watch; all namespaces when unset.
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// AWS region of the SiteWise assets; the standard AWS chain decides when unset.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// SiteWise endpoint override, e.g. http://127.0.0.1:4566 for the emulator.
+    #[arg(long, env = "SITEWISE_ENDPOINT")]
+    pub sitewise_endpoint: Option<String>,
+
+    /// Attempts the AWS SDK makes per call before the operator's own backoff takes over.
+    #[arg(long, env = "SITEWISE_SDK_MAX_ATTEMPTS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub sdk_max_attempts: u32,
+
+    /// Time limit of one SiteWise HTTP attempt.
+    #[arg(long, env = "SITEWISE_CALL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub call_timeout: Duration,
+
+    /// First retry delay after a throttle or transient failure.
+    #[arg(long, env = "BACKOFF_BASE", default_value = "2s", value_parser = parse_duration)]
+    pub backoff_base: Duration,
+
+    /// Longest retry delay after repeated throttles or transient failures.
+    #[arg(long, env = "BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
+    pub backoff_max: Duration,
+
+    /// Longest retry delay after repeated ConflictingOperationException.
+    #[arg(long, env = "CONFLICT_BACKOFF_MAX", default_value = "30s", value_parser = parse_duration)]
+    pub conflict_backoff_max: Duration,
+
+    /// Poll interval while SiteWise is busy with an asset (CREATING, UPDATING, DELETING).
+    #[arg(long, env = "POLL_INTERVAL", default_value = "3s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
+    /// Resync interval of stable assets (drift detection).
+    #[arg(long, env = "RESYNC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub resync: Duration,
+
+    /// Retry interval after a permanent error (invalid request, access denied).
+    #[arg(long, env = "TERMINAL_RETRY", default_value = "10m", value_parser = parse_duration)]
+    pub terminal_retry: Duration,
+
+    /// Resources reconciled at the same time (never two reconciles of one resource).
+    #[arg(long, env = "CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Address of the admin server (/livez, /readyz, /metrics).
+    #[arg(long, env = "ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+    pub admin_addr: SocketAddr,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl RunArgs {
+    pub fn sdk_settings(&self) -> SdkSettings {
+        SdkSettings {
+            region: self.region.clone(),
+            endpoint: self.sitewise_endpoint.clone(),
+            sdk_max_attempts: self.sdk_max_attempts,
+            attempt_timeout: self.call_timeout,
+        }
+    }
+
+    pub fn controller_settings(&self) -> Settings {
+        Settings {
+            backoff: BackoffPolicy {
+                base: self.backoff_base,
+                max: self.backoff_max.max(self.backoff_base),
+            },
+            conflict_backoff: BackoffPolicy {
+                base: self.backoff_base,
+                max: self.conflict_backoff_max.max(self.backoff_base),
+            },
+            poll_interval: self.poll_interval,
+            resync: self.resync,
+            terminal_retry: self.terminal_retry,
+            not_found_retry: self.resync.min(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// Parses durations such as `500ms`, `3s`, `5m` or `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("'{s}' is not a duration like 500ms, 3s or 5m: {e}"))?;
+    Duration::try_from(d).map_err(|_| format!("'{s}' must not be negative"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "sitewise-operator",
+            "run",
+            "--sitewise-endpoint",
+            "http://127.0.0.1:4566",
+            "--backoff-base",
+            "500ms",
+            "--backoff-max",
+            "1m",
+        ])
+        .expect("valid flags");
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        let settings = args.controller_settings();
+        assert_eq!(settings.backoff.base, Duration::from_millis(500));
+        assert_eq!(settings.backoff.max, Duration::from_secs(60));
+        assert_eq!(args.sdk_settings().sdk_max_attempts, 1);
+        assert_eq!(args.concurrency, 8);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_readable_message() {
+        let err = Cli::try_parse_from(["sitewise-operator", "run", "--poll-interval", "soon"])
+            .expect_err("must fail");
+        assert!(err.to_string().contains("is not a duration"), "{err}");
+        assert!(
+            Cli::try_parse_from(["sitewise-operator", "run", "--sdk-max-attempts", "0"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["sitewise-operator", "run", "--log-format", "xml"]).is_err());
+    }
+}

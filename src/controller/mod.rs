@@ -1,0 +1,313 @@
+//! The `SiteWiseAsset` controller: wiring (watch, finalizer, concurrency, shutdown), the thin
+//! reconcile entry and the error policy. The entry dispatches through kube-runtime's
+//! `finalizer` helper to [`apply::apply`] or [`cleanup::cleanup`], then [`settle`] turns the
+//! outcome into a requeue: errors are reported once (status, event, metric) and carry the
+//! retry delay chosen for them to [`error_policy`].
+
+pub mod apply;
+pub mod cleanup;
+pub mod plan;
+pub mod status;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tracing::Instrument;
+
+use crate::backoff::{BackoffPolicy, FailureCounts, jittered};
+use crate::crd::{DeletionProgress, FINALIZER, SiteWiseAsset};
+use crate::error::{Error, ErrorClass, Result};
+use crate::metrics::Metrics;
+use crate::sitewise::SiteWise;
+use status::{Events, StatusWriter};
+
+/// Timing of requeues and retries.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Throttles and transient failures.
+    pub backoff: BackoffPolicy,
+    /// ConflictingOperationException and hierarchies that moved.
+    pub conflict_backoff: BackoffPolicy,
+    /// Polls while SiteWise is busy (CREATING, UPDATING, DELETING).
+    pub poll_interval: Duration,
+    /// Resync of stable assets.
+    pub resync: Duration,
+    /// Retry after a permanent error.
+    pub terminal_retry: Duration,
+    /// Re-check of an asset SiteWise does not know.
+    pub not_found_retry: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            backoff: BackoffPolicy {
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(300),
+            },
+            conflict_backoff: BackoffPolicy {
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(30),
+            },
+            poll_interval: Duration::from_secs(3),
+            resync: Duration::from_secs(300),
+            terminal_retry: Duration::from_secs(600),
+            not_found_retry: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What reconciles share, independent of Kubernetes (so unit tests can build one).
+pub struct Context<S> {
+    pub sitewise: S,
+    pub settings: Settings,
+    pub failures: FailureCounts,
+    pub metrics: Arc<Metrics>,
+}
+
+impl<S> Context<S> {
+    pub fn new(sitewise: S, settings: Settings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            sitewise,
+            settings,
+            failures: FailureCounts::default(),
+            metrics,
+        }
+    }
+
+    /// Delay before the next attempt after an error of `class`; counts the failure (except
+    /// for `Pending`, which is not a failure) and returns the consecutive failure count.
+    pub fn retry_delay(&self, key: &str, class: ErrorClass) -> (Duration, u32) {
+        let mut rng = rand::rng();
+        match class {
+            ErrorClass::Pending => (
+                jittered(self.settings.poll_interval),
+                self.failures.get(key),
+            ),
+            ErrorClass::Throttled | ErrorClass::Transient => {
+                let n = self.failures.record_failure(key);
+                (self.settings.backoff.delay(n, &mut rng), n)
+            }
+            ErrorClass::Conflict => {
+                let n = self.failures.record_failure(key);
+                (self.settings.conflict_backoff.delay(n, &mut rng), n)
+            }
+            ErrorClass::Terminal => {
+                let n = self.failures.record_failure(key);
+                (jittered(self.settings.terminal_retry), n)
+            }
+        }
+    }
+}
+
+struct App<S> {
+    ctx: Context<S>,
+    client: Client,
+    recorder: Recorder,
+}
+
+async fn reconcile<S: SiteWise>(obj: Arc<SiteWiseAsset>, app: Arc<App<S>>) -> Result<Action> {
+    let namespace = obj.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let api: Api<SiteWiseAsset> = Api::namespaced(app.client.clone(), &namespace);
+    let status = StatusWriter::for_resource(api.clone(), &obj);
+    let events = Events::for_resource(app.recorder.clone(), &obj);
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = %namespace,
+        name = %obj.name_any(),
+        asset_id = %obj.spec.asset_id
+    );
+    let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
+        match event {
+            Finalizer::Apply(obj) => apply::apply(&obj, &app.ctx, &status, &events).await,
+            Finalizer::Cleanup(obj) => cleanup::cleanup(&obj, &app.ctx, &status, &events).await,
+        }
+    })
+    .instrument(span.clone())
+    .await
+    .map_err(Error::from_finalizer);
+    settle(&obj, &app.ctx, &status, &events, result)
+        .instrument(span)
+        .await
+}
+
+/// Turns the outcome of a reconcile into the final result: success resets the resource's
+/// backoff; an error is reported (status, event, metric) once, here, and returned with the
+/// retry delay chosen for its class.
+pub async fn settle<S>(
+    obj: &SiteWiseAsset,
+    ctx: &Context<S>,
+    status: &StatusWriter,
+    events: &Events,
+    result: Result<Action>,
+) -> Result<Action> {
+    let key = obj.metadata.uid.clone().unwrap_or_else(|| obj.name_any());
+    match result {
+        Ok(action) => {
+            ctx.failures.reset(&key);
+            ctx.metrics.reconciled("ok");
+            Ok(action)
+        }
+        Err(err) => {
+            let class = err.class();
+            ctx.metrics.reconciled(class.as_str());
+            let (delay, attempts) = ctx.retry_delay(&key, class);
+            if class == ErrorClass::Pending {
+                tracing::debug!(error = %err, "waiting on SiteWise");
+            } else {
+                tracing::warn!(error = %err, class = class.as_str(), retry_in = ?delay, "reconcile failed");
+                report(obj, status, events, err.root(), class, delay, attempts).await;
+            }
+            Err(Error::Reported {
+                source: Box::new(err),
+                retry_after: delay,
+            })
+        }
+    }
+}
+
+async fn report(
+    obj: &SiteWiseAsset,
+    status: &StatusWriter,
+    events: &Events,
+    err: &Error,
+    class: ErrorClass,
+    delay: Duration,
+    attempts: u32,
+) {
+    let message = err.to_string();
+    let reason = match class {
+        ErrorClass::Throttled => "Throttled",
+        ErrorClass::Conflict => "Conflict",
+        ErrorClass::Transient => "TransientError",
+        ErrorClass::Terminal => "PermanentError",
+        ErrorClass::Pending => "Pending",
+    };
+    let generation = status.generation();
+    let deleting =
+        obj.metadata.deletion_timestamp.is_some() || status.snapshot().deletion.is_some();
+    let next_retry = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or_default())
+        .map(|t| t.to_string())
+        .ok();
+    let written = status
+        .update(|s| {
+            status::set_condition(
+                &mut s.conditions,
+                status::SYNCED,
+                false,
+                reason,
+                message.clone(),
+                generation,
+            );
+            if class == ErrorClass::Terminal {
+                status::set_condition(
+                    &mut s.conditions,
+                    status::TERMINAL,
+                    true,
+                    reason,
+                    message.clone(),
+                    generation,
+                );
+            } else {
+                status::remove_condition(&mut s.conditions, status::TERMINAL);
+            }
+            if deleting {
+                let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+                deletion.attempts = attempts;
+                deletion.last_error = Some(message.clone());
+                deletion.next_retry = next_retry;
+            }
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "could not write the error into status");
+    }
+    let note = format!(
+        "{message}; attempt {attempts}, next retry in {}s",
+        delay.as_secs()
+    );
+    match class {
+        ErrorClass::Terminal | ErrorClass::Transient => events.warning(reason, note).await,
+        _ => {
+            events
+                .normal("RetryScheduled", format!("{reason}: {note}"))
+                .await
+        }
+    }
+}
+
+fn error_policy<S>(_obj: Arc<SiteWiseAsset>, err: &Error, app: Arc<App<S>>) -> Action {
+    match err {
+        Error::Reported { retry_after, .. } => Action::requeue(*retry_after),
+        _ => Action::requeue(jittered(app.ctx.settings.backoff.base)),
+    }
+}
+
+/// Where the controller looks and how hard it works.
+pub struct RunOptions {
+    pub namespace: Option<String>,
+    pub concurrency: u16,
+    pub instance: Option<String>,
+}
+
+/// Runs the controller until SIGTERM/SIGINT. `ready` turns true once the CRD is confirmed and
+/// the watch starts.
+pub async fn run<S: SiteWise>(
+    client: Client,
+    ctx: Context<S>,
+    options: RunOptions,
+    ready: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let api: Api<SiteWiseAsset> = match &options.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    if let Err(e) = api.list(&ListParams::default().limit(1)).await {
+        anyhow::bail!(
+            "cannot list SiteWiseAssets ({e}); is the CRD installed (kubectl apply -f crds/) and \
+             does the operator's ServiceAccount have the ClusterRole from deploy/?"
+        );
+    }
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "sitewise-operator".into(),
+            instance: options.instance,
+        },
+    );
+    let app = Arc::new(App {
+        ctx,
+        client,
+        recorder,
+    });
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(namespace = ?options.namespace, concurrency = options.concurrency, "controller started");
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(controller::Config::default().concurrency(options.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, app)
+        .for_each(|outcome| async move {
+            match outcome {
+                Ok((obj, _)) => tracing::debug!(name = %obj.name, "reconciled"),
+                Err(controller::Error::ReconcilerFailed(err, obj)) => {
+                    tracing::debug!(name = %obj.name, error = %err, "reconcile will be retried")
+                }
+                Err(err) => tracing::warn!(error = %err, "controller error"),
+            }
+        })
+        .await;
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,263 @@
+//! Report: the status writer (one JSON patch of the whole status subresource per change,
+//! skipped when nothing changed), condition helpers and the event publisher. Both sinks have an
+//! in-memory form so the reconcile logic is unit-tested without an API server.
+
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::crd::{Condition, SiteWiseAsset, SiteWiseAssetStatus};
+use crate::error::Result;
+
+pub const READY: &str = "Ready";
+pub const SYNCED: &str = "Synced";
+pub const TERMINAL: &str = "Terminal";
+pub const DELETING: &str = "Deleting";
+
+/// Sets condition `type_`, keeping its transition time when the status does not change.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+) {
+    let status = if status { "True" } else { "False" };
+    let message = message.into();
+    let now = jiff::Timestamp::now().to_string();
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = now;
+            }
+            c.status = status.to_string();
+            c.reason = reason.to_string();
+            c.message = message;
+            c.observed_generation = generation;
+        }
+        None => conditions.push(Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message,
+            last_transition_time: now,
+            observed_generation: generation,
+        }),
+    }
+}
+
+pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
+    conditions.retain(|c| c.type_ != type_);
+}
+
+pub fn condition<'a>(status: &'a SiteWiseAssetStatus, type_: &str) -> Option<&'a Condition> {
+    status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Where status goes.
+enum StatusSink {
+    Kube {
+        api: Api<SiteWiseAsset>,
+        name: String,
+    },
+    /// Every written status, in order (unit tests).
+    Memory(Mutex<Vec<SiteWiseAssetStatus>>),
+}
+
+/// Holds the latest status of one resource during a reconcile and writes every change.
+pub struct StatusWriter {
+    sink: StatusSink,
+    generation: Option<i64>,
+    current: Mutex<SiteWiseAssetStatus>,
+}
+
+impl StatusWriter {
+    pub fn for_resource(api: Api<SiteWiseAsset>, obj: &SiteWiseAsset) -> Self {
+        Self {
+            sink: StatusSink::Kube {
+                api,
+                name: obj.name_any(),
+            },
+            generation: obj.metadata.generation,
+            current: Mutex::new(obj.status.clone().unwrap_or_default()),
+        }
+    }
+
+    pub fn in_memory(obj: &SiteWiseAsset) -> Self {
+        Self {
+            sink: StatusSink::Memory(Mutex::new(Vec::new())),
+            generation: obj.metadata.generation,
+            current: Mutex::new(obj.status.clone().unwrap_or_default()),
+        }
+    }
+
+    pub fn generation(&self) -> Option<i64> {
+        self.generation
+    }
+
+    pub fn snapshot(&self) -> SiteWiseAssetStatus {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Statuses written so far (in-memory sink only).
+    pub fn written(&self) -> Vec<SiteWiseAssetStatus> {
+        match &self.sink {
+            StatusSink::Memory(w) => w.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            StatusSink::Kube { .. } => Vec::new(),
+        }
+    }
+
+    /// Applies `change` and writes the status if it changed.
+    pub async fn update(&self, change: impl FnOnce(&mut SiteWiseAssetStatus)) -> Result<()> {
+        let next = {
+            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let before = current.clone();
+            change(&mut current);
+            if *current == before {
+                return Ok(());
+            }
+            current.clone()
+        };
+        match &self.sink {
+            StatusSink::Memory(written) => {
+                written.lock().unwrap_or_else(|e| e.into_inner()).push(next);
+                Ok(())
+            }
+            StatusSink::Kube { api, name } => {
+                // `add` replaces the whole status, so fields that became empty are removed too.
+                let patch: json_patch::Patch = serde_json::from_value(json!([
+                    {"op": "add", "path": "/status", "value": next}
+                ]))
+                .map_err(|e| crate::error::Error::Kube(kube::Error::SerdeError(e)))?;
+                match api
+                    .patch_status(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    // The object is already gone (its finalizer was released): nothing to report on.
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+}
+
+/// An event as recorded by the in-memory sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedEvent {
+    pub warning: bool,
+    pub reason: String,
+    pub note: String,
+}
+
+enum EventSink {
+    Kube {
+        recorder: Recorder,
+        reference: ObjectReference,
+    },
+    Memory(Mutex<Vec<RecordedEvent>>),
+}
+
+/// Publishes Kubernetes events about one resource. Failures to publish are logged, never fatal.
+pub struct Events {
+    sink: EventSink,
+}
+
+impl Events {
+    pub fn for_resource(recorder: Recorder, obj: &SiteWiseAsset) -> Self {
+        Self {
+            sink: EventSink::Kube {
+                recorder,
+                reference: obj.object_ref(&()),
+            },
+        }
+    }
+
+    pub fn in_memory() -> Self {
+        Self {
+            sink: EventSink::Memory(Mutex::new(Vec::new())),
+        }
+    }
+
+    pub fn recorded(&self) -> Vec<RecordedEvent> {
+        match &self.sink {
+            EventSink::Memory(e) => e.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            EventSink::Kube { .. } => Vec::new(),
+        }
+    }
+
+    pub async fn normal(&self, reason: &str, note: impl Into<String>) {
+        self.publish(false, reason, note.into()).await
+    }
+
+    pub async fn warning(&self, reason: &str, note: impl Into<String>) {
+        self.publish(true, reason, note.into()).await
+    }
+
+    async fn publish(&self, warning: bool, reason: &str, note: String) {
+        // The events API limits notes to 1 kB.
+        let note: String = note.chars().take(1000).collect();
+        match &self.sink {
+            EventSink::Memory(events) => {
+                events
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(RecordedEvent {
+                        warning,
+                        reason: reason.to_string(),
+                        note,
+                    })
+            }
+            EventSink::Kube {
+                recorder,
+                reference,
+            } => {
+                let event = Event {
+                    type_: if warning {
+                        EventType::Warning
+                    } else {
+                        EventType::Normal
+                    },
+                    reason: reason.to_string(),
+                    note: Some(note),
+                    action: reason.to_string(),
+                    secondary: None,
+                };
+                if let Err(e) = recorder.publish(&event, reference).await {
+                    tracing::warn!(error = %e, reason, "could not publish event");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_changes_only_with_the_status() {
+        let mut conditions = Vec::new();
+        set_condition(&mut conditions, READY, false, "AssetCreating", "", Some(1));
+        let first = conditions[0].last_transition_time.clone();
+        set_condition(&mut conditions, READY, false, "AssetUpdating", "m", Some(2));
+        assert_eq!(conditions[0].last_transition_time, first);
+        assert_eq!(conditions[0].reason, "AssetUpdating");
+        assert_eq!(conditions[0].observed_generation, Some(2));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        set_condition(&mut conditions, READY, true, "AssetActive", "", Some(2));
+        assert_ne!(conditions[0].last_transition_time, first);
+        assert_eq!(conditions.len(), 1);
+        remove_condition(&mut conditions, READY);
+        assert!(conditions.is_empty());
+    }
+}

@@ -1,0 +1,185 @@
+//! The operator's error type. Every error knows its [`ErrorClass`], which decides how soon the
+//! resource is retried, whether a Warning event is published and which condition is set.
+
+use std::time::Duration;
+
+use kube::runtime::finalizer;
+
+use crate::sitewise::{ErrorKind, SiteWiseError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    SiteWise(#[from] SiteWiseError),
+
+    #[error("Kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+
+    /// DeleteAsset was accepted; SiteWise has not finished yet.
+    #[error("asset {asset_id} is {state} in SiteWise; waiting until it is gone")]
+    DeletionPending { asset_id: String, state: String },
+
+    /// The asset is CREATING or UPDATING and cannot be changed yet.
+    #[error("asset {asset_id} is {state}; waiting for ACTIVE or FAILED before deleting it")]
+    AssetBusy { asset_id: String, state: String },
+
+    /// The hierarchy changed while it was being read (e.g. another deletion detached the asset).
+    #[error("the links of asset {asset_id} changed while they were read: {detail}")]
+    LinksChanged { asset_id: String, detail: String },
+
+    #[error("the resource has no {0}")]
+    MissingMetadata(&'static str),
+
+    #[error("finalizer handling failed: {0}")]
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
+
+    /// An error that was already reported (status, event, metrics); carries the retry delay
+    /// chosen for it to `error_policy`.
+    #[error("{source} (retry in {}s)", retry_after.as_secs())]
+    Reported {
+        #[source]
+        source: Box<Error>,
+        retry_after: Duration,
+    },
+}
+
+/// How an error is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// Nothing is wrong; SiteWise is still working (DELETING, CREATING, UPDATING). Polled.
+    Pending,
+    /// ThrottlingException or LimitExceededException: exponential backoff.
+    Throttled,
+    /// ConflictingOperationException or a hierarchy that moved: observe again after a short backoff.
+    Conflict,
+    /// 5xx, timeouts, connection errors, Kubernetes API errors: exponential backoff.
+    Transient,
+    /// Needs a person (invalid request, access denied): Terminal condition, Warning event, slow retry.
+    Terminal,
+}
+
+impl ErrorClass {
+    /// Stable label for metrics and event reasons.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Throttled => "throttled",
+            Self::Conflict => "conflict",
+            Self::Transient => "transient",
+            Self::Terminal => "terminal",
+        }
+    }
+}
+
+impl Error {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::SiteWise(e) => match e.kind {
+                ErrorKind::Throttled => ErrorClass::Throttled,
+                // A resource that vanished under a call is re-observed like a conflict.
+                ErrorKind::Conflict | ErrorKind::NotFound => ErrorClass::Conflict,
+                ErrorKind::Unavailable => ErrorClass::Transient,
+                ErrorKind::InvalidRequest | ErrorKind::Permanent => ErrorClass::Terminal,
+            },
+            Self::Kube(_) => ErrorClass::Transient,
+            Self::DeletionPending { .. } | Self::AssetBusy { .. } => ErrorClass::Pending,
+            Self::LinksChanged { .. } => ErrorClass::Conflict,
+            Self::MissingMetadata(_) => ErrorClass::Terminal,
+            Self::Finalizer(e) => match e.as_ref() {
+                finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => {
+                    inner.class()
+                }
+                finalizer::Error::AddFinalizer(_) | finalizer::Error::RemoveFinalizer(_) => {
+                    ErrorClass::Transient
+                }
+                finalizer::Error::UnnamedObject | finalizer::Error::InvalidFinalizer => {
+                    ErrorClass::Terminal
+                }
+            },
+            Self::Reported { source, .. } => source.class(),
+        }
+    }
+
+    /// The innermost error, without the finalizer and reporting wrappers.
+    pub fn root(&self) -> &Error {
+        match self {
+            Self::Finalizer(e) => match e.as_ref() {
+                finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => {
+                    inner.root()
+                }
+                _ => self,
+            },
+            Self::Reported { source, .. } => source.root(),
+            _ => self,
+        }
+    }
+
+    pub fn from_finalizer(err: finalizer::Error<Error>) -> Self {
+        Self::Finalizer(Box::new(err))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sitewise::Operation;
+
+    fn sitewise(code: &str, status: u16) -> Error {
+        let kind = SiteWiseError::kind_for(code, Some(status));
+        Error::SiteWise(SiteWiseError::new(Operation::DeleteAsset, kind, code, "m"))
+    }
+
+    #[test]
+    fn sitewise_errors_are_classified_by_code_then_status() {
+        assert_eq!(
+            sitewise("ThrottlingException", 429).class(),
+            ErrorClass::Throttled
+        );
+        assert_eq!(
+            sitewise("LimitExceededException", 410).class(),
+            ErrorClass::Throttled
+        );
+        assert_eq!(
+            sitewise("ConflictingOperationException", 409).class(),
+            ErrorClass::Conflict
+        );
+        assert_eq!(
+            sitewise("InternalFailureException", 500).class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(sitewise("SomethingNew", 503).class(), ErrorClass::Transient);
+        assert_eq!(sitewise("SomethingNew", 429).class(), ErrorClass::Throttled);
+        assert_eq!(
+            sitewise("InvalidRequestException", 400).class(),
+            ErrorClass::Terminal
+        );
+        assert_eq!(
+            sitewise("AccessDeniedException", 403).class(),
+            ErrorClass::Terminal
+        );
+        assert_eq!(
+            sitewise("ResourceNotFoundException", 404).class(),
+            ErrorClass::Conflict
+        );
+    }
+
+    #[test]
+    fn wrappers_keep_the_class_of_what_they_wrap() {
+        let inner = sitewise("ThrottlingException", 429);
+        let wrapped = Error::from_finalizer(finalizer::Error::CleanupFailed(inner));
+        assert_eq!(wrapped.class(), ErrorClass::Throttled);
+        let reported = Error::Reported {
+            source: Box::new(wrapped),
+            retry_after: Duration::from_secs(3),
+        };
+        assert_eq!(reported.class(), ErrorClass::Throttled);
+        assert!(matches!(reported.root(), Error::SiteWise(_)));
+        let pending = Error::DeletionPending {
+            asset_id: "a".into(),
+            state: "DELETING".into(),
+        };
+        assert_eq!(pending.class(), ErrorClass::Pending);
+    }
+}

@@ -1,0 +1,61 @@
+//! The `sitewise-operator` binary: `run` starts the controller and the admin server, `crd`
+//! prints the CustomResourceDefinition.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::Parser;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use sitewise_operator::admin::{self, AdminState};
+use sitewise_operator::config::{Cli, Command, RunArgs};
+use sitewise_operator::controller::{self, Context, RunOptions};
+use sitewise_operator::metrics::{Instrumented, Metrics};
+use sitewise_operator::sitewise::aws::{AwsSiteWise, sdk_client};
+use sitewise_operator::telemetry;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", sitewise_operator::crd_yaml()?);
+            Ok(())
+        }
+        Command::Run(args) => run(*args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_format);
+    let kube_config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| anyhow::anyhow!("cannot read kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let client = kube::Client::try_from(kube_config)?;
+    let metrics = Arc::new(Metrics::default());
+    let sdk = sdk_client(&args.sdk_settings()).await;
+    let sitewise = Instrumented::new(AwsSiteWise::new(sdk), metrics.clone());
+    let ctx = Context::new(sitewise, args.controller_settings(), metrics.clone());
+    let ready = Arc::new(AtomicBool::new(false));
+    let admin_state = AdminState {
+        metrics,
+        ready: ready.clone(),
+    };
+    let admin_addr = args.admin_addr;
+    tokio::spawn(async move {
+        if let Err(e) = admin::serve(admin_addr, admin_state).await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+    let options = RunOptions {
+        namespace: args.namespace.clone(),
+        concurrency: args.concurrency,
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    controller::run(client, ctx, options, ready).await
+}

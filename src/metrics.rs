@@ -1,0 +1,191 @@
+//! Prometheus metrics (prometheus-client): reconcile outcomes, SiteWise calls by operation and
+//! outcome, completed deletions and their duration. [`Instrumented`] wraps any [`SiteWise`] to
+//! count its calls, so the count covers exactly what reached the SiteWise client.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::sitewise::{
+    AssetDescription, AssetState, AssociatedAsset, Direction, Operation, SiteWise, SiteWiseResult,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    operation: String,
+    outcome: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<OutcomeLabels, Counter>,
+    calls: Family<CallLabels, Counter>,
+    deletions: Counter,
+    deletion_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("sitewise_operator");
+        let reconciles = Family::<OutcomeLabels, Counter>::default();
+        let calls = Family::<CallLabels, Counter>::default();
+        let deletions = Counter::default();
+        let deletion_seconds = Histogram::new(exponential_buckets(0.5, 2.0, 14));
+        registry.register(
+            "reconciles",
+            "Reconciles by outcome (ok, pending, throttled, conflict, transient, terminal)",
+            reconciles.clone(),
+        );
+        registry.register(
+            "sitewise_calls",
+            "SiteWise API calls by operation and outcome (ok or the error code)",
+            calls.clone(),
+        );
+        registry.register(
+            "deletions",
+            "Assets deleted from SiteWise through a finalizer",
+            deletions.clone(),
+        );
+        registry.register(
+            "deletion_duration_seconds",
+            "Time from the start of a deletion until SiteWise reported the asset gone",
+            deletion_seconds.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            calls,
+            deletions,
+            deletion_seconds,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn reconciled(&self, outcome: &str) {
+        self.reconciles
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn sitewise_call(&self, operation: Operation, outcome: &str) {
+        self.calls
+            .get_or_create(&CallLabels {
+                operation: operation.as_str().to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn deletion_finished(&self, seconds: f64) {
+        self.deletions.inc();
+        self.deletion_seconds.observe(seconds);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "could not encode metrics");
+        }
+        out
+    }
+}
+
+/// A [`SiteWise`] that counts every call of the one it wraps.
+pub struct Instrumented<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Instrumented<S> {
+    pub fn new(inner: S, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+
+    fn count<T>(&self, operation: Operation, result: SiteWiseResult<T>) -> SiteWiseResult<T> {
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code.as_str(),
+        };
+        self.metrics.sitewise_call(operation, outcome);
+        result
+    }
+}
+
+impl<S: SiteWise> SiteWise for Instrumented<S> {
+    async fn describe_asset(&self, asset_id: &str) -> SiteWiseResult<AssetDescription> {
+        let r = self.inner.describe_asset(asset_id).await;
+        self.count(Operation::DescribeAsset, r)
+    }
+
+    async fn list_associated_assets(
+        &self,
+        asset_id: &str,
+        direction: Direction,
+        hierarchy_id: Option<&str>,
+    ) -> SiteWiseResult<Vec<AssociatedAsset>> {
+        let r = self
+            .inner
+            .list_associated_assets(asset_id, direction, hierarchy_id)
+            .await;
+        self.count(Operation::ListAssociatedAssets, r)
+    }
+
+    async fn disassociate_assets(
+        &self,
+        parent_id: &str,
+        hierarchy_id: &str,
+        child_id: &str,
+        client_token: &str,
+    ) -> SiteWiseResult<()> {
+        let r = self
+            .inner
+            .disassociate_assets(parent_id, hierarchy_id, child_id, client_token)
+            .await;
+        self.count(Operation::DisassociateAssets, r)
+    }
+
+    async fn delete_asset(&self, asset_id: &str, client_token: &str) -> SiteWiseResult<AssetState> {
+        let r = self.inner.delete_asset(asset_id, client_token).await;
+        self.count(Operation::DeleteAsset, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sitewise::fake::FakeSiteWise;
+
+    #[tokio::test]
+    async fn calls_are_counted_by_operation_and_outcome() {
+        let fake = FakeSiteWise::new();
+        fake.add_asset("a1", None, &[]);
+        let metrics = Arc::new(Metrics::default());
+        let sw = Instrumented::new(fake, metrics.clone());
+        assert!(sw.describe_asset("a1").await.is_ok());
+        assert!(sw.describe_asset("missing").await.is_err());
+        assert!(sw.describe_asset("a1").await.is_ok());
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                r#"sitewise_operator_sitewise_calls_total{operation="DescribeAsset",outcome="ok"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"sitewise_operator_sitewise_calls_total{operation="DescribeAsset",outcome="ResourceNotFoundException"} 1"#
+        ));
+    }
+}

@@ -1,0 +1,299 @@
+//! The production [`SiteWise`] implementation on aws-sdk-iotsitewise: client construction from
+//! the standard AWS credential chain, the endpoint override (with the SDK's `api.` host prefix
+//! removed), the SDK retry/timeout settings, and the mapping of SDK errors to [`ErrorKind`]s.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_iotsitewise::Client;
+use aws_sdk_iotsitewise::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_iotsitewise::types::TraversalDirection;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+
+use super::{
+    AssetDescription, AssetState, AssociatedAsset, Direction, ErrorKind, Operation, SiteWise,
+    SiteWiseError, SiteWiseResult,
+};
+
+/// How the SDK client is built.
+#[derive(Clone, Debug)]
+pub struct SdkSettings {
+    /// AWS region; `None` leaves it to the standard chain (AWS_REGION, profile, IMDS).
+    pub region: Option<String>,
+    /// Endpoint override, e.g. `http://127.0.0.1:4566` for the emulator.
+    pub endpoint: Option<String>,
+    /// Attempts the SDK makes per call before the operator's own backoff takes over.
+    pub sdk_max_attempts: u32,
+    /// Time limit of one HTTP attempt.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for SdkSettings {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint: None,
+            sdk_max_attempts: 1,
+            attempt_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Builds an SDK client: credentials from the standard chain (environment, profile, IRSA web
+/// identity, EKS Pod Identity, IMDS), the configured retry budget and timeouts, and, when an
+/// endpoint override is set, an interceptor that keeps requests on that endpoint.
+pub async fn sdk_client(settings: &SdkSettings) -> Client {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    let shared = loader.load().await;
+    let mut builder = aws_sdk_iotsitewise::config::Builder::from(&shared)
+        .retry_config(RetryConfig::standard().with_max_attempts(settings.sdk_max_attempts.max(1)))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(settings.attempt_timeout)
+                .connect_timeout(Duration::from_secs(3))
+                .build(),
+        );
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder
+            .endpoint_url(endpoint)
+            .interceptor(KeepEndpointHost::new(endpoint));
+    }
+    Client::from_conf(builder.build())
+}
+
+/// Every SiteWise control-plane operation carries the `api.` host prefix, and the SDK applies
+/// it to a custom endpoint too (`http://127.0.0.1:4566` becomes `http://api.127.0.0.1:4566`,
+/// which does not resolve). The AWS guide tells VPC-endpoint users to disable host-prefix
+/// injection; the Rust SDK has no switch for it, so this interceptor undoes the prefix before
+/// the request is signed (the signature then covers the host really used).
+#[derive(Debug)]
+pub struct KeepEndpointHost {
+    endpoint: String,
+    prefixed: String,
+}
+
+impl KeepEndpointHost {
+    pub fn new(endpoint: &str) -> Self {
+        let endpoint = endpoint.trim_end_matches('/').to_string();
+        let prefixed = match endpoint.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://api.{rest}"),
+            None => format!("api.{endpoint}"),
+        };
+        Self { endpoint, prefixed }
+    }
+
+    /// The URI with the prefix removed, or `None` when it does not carry it.
+    pub fn rewrite(&self, uri: &str) -> Option<String> {
+        let rest = uri.strip_prefix(&self.prefixed)?;
+        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+            .then(|| format!("{}{rest}", self.endpoint))
+    }
+}
+
+impl Intercept for KeepEndpointHost {
+    fn name(&self) -> &'static str {
+        "KeepEndpointHost"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        if let Some(uri) = self.rewrite(request.uri()) {
+            request.set_uri(uri)?;
+        }
+        Ok(())
+    }
+}
+
+/// [`SiteWise`] over the AWS SDK.
+#[derive(Clone, Debug)]
+pub struct AwsSiteWise {
+    client: Client,
+}
+
+impl AwsSiteWise {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+/// Maps an SDK failure to a classified [`SiteWiseError`].
+pub fn classify<E>(operation: Operation, err: SdkError<E, HttpResponse>) -> SiteWiseError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            let code = ctx.err().code().unwrap_or("UnknownError").to_string();
+            let message = ctx
+                .err()
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            let kind = SiteWiseError::kind_for(&code, Some(status));
+            SiteWiseError::new(operation, kind, code, message)
+        }
+        SdkError::TimeoutError(_) => SiteWiseError::new(
+            operation,
+            ErrorKind::Unavailable,
+            "Timeout",
+            DisplayErrorContext(&err).to_string(),
+        ),
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => SiteWiseError::new(
+            operation,
+            ErrorKind::Unavailable,
+            "ConnectionError",
+            DisplayErrorContext(&err).to_string(),
+        ),
+        _ => SiteWiseError::new(
+            operation,
+            ErrorKind::Permanent,
+            "ClientError",
+            DisplayErrorContext(&err).to_string(),
+        ),
+    }
+}
+
+impl SiteWise for AwsSiteWise {
+    async fn describe_asset(&self, asset_id: &str) -> SiteWiseResult<AssetDescription> {
+        let out = self
+            .client
+            .describe_asset()
+            .asset_id(asset_id)
+            .exclude_properties(true)
+            .send()
+            .await
+            .map_err(|e| classify(Operation::DescribeAsset, e))?;
+        let status = out.asset_status();
+        Ok(AssetDescription {
+            id: out.asset_id().to_string(),
+            arn: out.asset_arn().to_string(),
+            name: out.asset_name().to_string(),
+            model_id: out.asset_model_id().to_string(),
+            state: status
+                .map(|s| AssetState::parse(s.state().as_str()))
+                .unwrap_or_else(|| AssetState::Other("UNKNOWN".into())),
+            error: status
+                .and_then(|s| s.error())
+                .map(|e| (e.code().as_str().to_string(), e.message().to_string())),
+            hierarchy_ids: out
+                .asset_hierarchies()
+                .iter()
+                .filter_map(|h| h.id().map(str::to_string))
+                .collect(),
+        })
+    }
+
+    async fn list_associated_assets(
+        &self,
+        asset_id: &str,
+        direction: Direction,
+        hierarchy_id: Option<&str>,
+    ) -> SiteWiseResult<Vec<AssociatedAsset>> {
+        let direction = match direction {
+            Direction::Child => TraversalDirection::Child,
+            Direction::Parent => TraversalDirection::Parent,
+        };
+        let mut assets = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_associated_assets()
+                .asset_id(asset_id)
+                .traversal_direction(direction.clone())
+                .set_hierarchy_id(hierarchy_id.map(str::to_string))
+                .max_results(250)
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| classify(Operation::ListAssociatedAssets, e))?;
+            assets.extend(out.asset_summaries().iter().map(|s| {
+                AssociatedAsset {
+                    id: s.id().to_string(),
+                    hierarchy_ids: s
+                        .hierarchies()
+                        .iter()
+                        .filter_map(|h| h.id().map(str::to_string))
+                        .collect(),
+                }
+            }));
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_string()),
+                _ => return Ok(assets),
+            }
+        }
+    }
+
+    async fn disassociate_assets(
+        &self,
+        parent_id: &str,
+        hierarchy_id: &str,
+        child_id: &str,
+        client_token: &str,
+    ) -> SiteWiseResult<()> {
+        self.client
+            .disassociate_assets()
+            .asset_id(parent_id)
+            .hierarchy_id(hierarchy_id)
+            .child_asset_id(child_id)
+            .client_token(client_token)
+            .send()
+            .await
+            .map_err(|e| classify(Operation::DisassociateAssets, e))?;
+        Ok(())
+    }
+
+    async fn delete_asset(&self, asset_id: &str, client_token: &str) -> SiteWiseResult<AssetState> {
+        let out = self
+            .client
+            .delete_asset()
+            .asset_id(asset_id)
+            .client_token(client_token)
+            .send()
+            .await
+            .map_err(|e| classify(Operation::DeleteAsset, e))?;
+        Ok(out
+            .asset_status()
+            .map(|s| AssetState::parse(s.state().as_str()))
+            .unwrap_or(AssetState::Deleting))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_prefix_is_removed_only_from_the_override_host() {
+        let keep = KeepEndpointHost::new("http://127.0.0.1:4566/");
+        assert_eq!(
+            keep.rewrite("http://api.127.0.0.1:4566/assets/x?clientToken=t")
+                .as_deref(),
+            Some("http://127.0.0.1:4566/assets/x?clientToken=t")
+        );
+        assert_eq!(
+            keep.rewrite("http://api.127.0.0.1:4566").as_deref(),
+            Some("http://127.0.0.1:4566")
+        );
+        assert_eq!(keep.rewrite("http://127.0.0.1:4566/assets"), None);
+        // Another port that merely starts with the same digits is not ours.
+        assert_eq!(keep.rewrite("http://api.127.0.0.1:45660/assets"), None);
+    }
+}
