@@ -62,7 +62,7 @@ pub fn condition<'a>(status: &'a SiteWiseAssetStatus, type_: &str) -> Option<&'a
 /// Where status goes.
 enum StatusSink {
     Kube {
-        api: Api<SiteWiseAsset>,
+        api: Box<Api<SiteWiseAsset>>,
         name: String,
     },
     /// Every written status, in order (unit tests).
@@ -80,7 +80,7 @@ impl StatusWriter {
     pub fn for_resource(api: Api<SiteWiseAsset>, obj: &SiteWiseAsset) -> Self {
         Self {
             sink: StatusSink::Kube {
-                api,
+                api: Box::new(api),
                 name: obj.name_any(),
             },
             generation: obj.metadata.generation,
@@ -161,8 +161,8 @@ pub struct RecordedEvent {
 
 enum EventSink {
     Kube {
-        recorder: Recorder,
-        reference: ObjectReference,
+        recorder: Box<Recorder>,
+        reference: Box<ObjectReference>,
     },
     Memory(Mutex<Vec<RecordedEvent>>),
 }
@@ -176,8 +176,8 @@ impl Events {
     pub fn for_resource(recorder: Recorder, obj: &SiteWiseAsset) -> Self {
         Self {
             sink: EventSink::Kube {
-                recorder,
-                reference: obj.object_ref(&()),
+                recorder: Box::new(recorder),
+                reference: Box::new(obj.object_ref(&())),
             },
         }
     }
