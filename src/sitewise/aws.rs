@@ -72,6 +72,22 @@ pub async fn sdk_client(settings: &SdkSettings) -> Client {
     Client::from_conf(builder.build())
 }
 
+/// A client for an emulator at `endpoint`: fixed region and dummy static credentials (the
+/// emulator does not check signatures), no retries, so tests see every answer as sent.
+pub fn emulator_client(endpoint: &str) -> Client {
+    let config = aws_sdk_iotsitewise::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_iotsitewise::config::Credentials::new(
+            "emulator", "emulator", None, None, "emulator",
+        ))
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .endpoint_url(endpoint)
+        .interceptor(KeepEndpointHost::new(endpoint))
+        .build();
+    Client::from_conf(config)
+}
+
 /// Every SiteWise control-plane operation carries the `api.` host prefix, and the SDK applies
 /// it to a custom endpoint too (`http://127.0.0.1:4566` becomes `http://api.127.0.0.1:4566`,
 /// which does not resolve). The AWS guide tells VPC-endpoint users to disable host-prefix

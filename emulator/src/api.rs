@@ -1,0 +1,344 @@
+//! The SiteWise REST-JSON routes: exact methods, paths and status codes, percent-decoded path
+//! labels, repeated query keys, JSON bodies, the error wire format and a request id on every
+//! response. Any `Host` is accepted (clients send `api.<host>`); SigV4 is not checked.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::error::{ApiError, ApiResult};
+use crate::ops::Op;
+use crate::store::{Call, Reply, Store};
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/asset-models", post(create_asset_model))
+        .route(
+            "/asset-models/{id}",
+            get(describe_asset_model).delete(delete_asset_model),
+        )
+        .route("/assets", post(create_asset).get(list_assets))
+        .route(
+            "/assets/{id}",
+            get(describe_asset).put(update_asset).delete(delete_asset),
+        )
+        .route("/assets/{id}/associate", post(associate_assets))
+        .route("/assets/{id}/disassociate", post(disassociate_assets))
+        .route("/assets/{id}/hierarchies", get(list_associated_assets))
+        .route(
+            "/tags",
+            post(tag_resource).delete(untag_resource).get(list_tags),
+        )
+}
+
+/// Query pairs in order (repeated keys kept).
+fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
+    raw.and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(&q).ok())
+        .unwrap_or_default()
+}
+
+fn query_map(pairs: &[(String, String)]) -> HashMap<String, String> {
+    pairs.iter().cloned().collect()
+}
+
+/// The JSON body; an empty body is an empty object.
+fn json_body(bytes: &Bytes) -> ApiResult<Value> {
+    if bytes.is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ApiError::invalid("The request body must be a JSON object")),
+        Err(e) => Err(ApiError::invalid(format!(
+            "The request body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// Canonical parameters without the token (serde_json maps are sorted).
+fn fingerprint(path: &str, body: &ApiResult<Value>) -> String {
+    let mut body = body.clone().unwrap_or(Value::Null);
+    if let Some(obj) = body.as_object_mut() {
+        obj.remove("clientToken");
+    }
+    json!({"path": path, "body": body}).to_string()
+}
+
+fn body_token(body: &ApiResult<Value>) -> Option<String> {
+    body.as_ref()
+        .ok()
+        .and_then(|b| b.get("clientToken"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn reply_response(reply: Reply) -> Response {
+    let mut response = match reply.body {
+        Some(body) => (reply.status, axum::Json(body)).into_response(),
+        None => reply.status.into_response(),
+    };
+    if let Some(etag) = reply.etag
+        && let Ok(value) = HeaderValue::from_str(&etag)
+    {
+        response.headers_mut().insert("ETag", value);
+    }
+    response
+}
+
+async fn serve(
+    store: &Shared,
+    op: Op,
+    call: Call,
+    run: impl FnOnce(&mut Store) -> ApiResult<Reply>,
+) -> Response {
+    let latency = crate::lock(store).settings.faults.latency(op);
+    if latency > Duration::ZERO {
+        tokio::time::sleep(latency).await;
+    }
+    let result = crate::lock(store).execute(op, call, run);
+    match result {
+        Ok(reply) => reply_response(reply),
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn create_asset_model(State(store): State<Shared>, bytes: Bytes) -> Response {
+    let body = json_body(&bytes);
+    let call = Call {
+        target: None,
+        child: None,
+        client_token: body_token(&body),
+        fingerprint: fingerprint("", &body),
+    };
+    serve(&store, Op::CreateAssetModel, call, |s| {
+        s.create_asset_model(&body?)
+    })
+    .await
+}
+
+async fn describe_asset_model(
+    State(store): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let query = query_map(&query_pairs(q));
+    let call = Call {
+        target: Some(id.clone()),
+        ..Default::default()
+    };
+    serve(&store, Op::DescribeAssetModel, call, |s| {
+        s.describe_asset_model(&id, query.get("assetModelVersion").map(String::as_str))
+    })
+    .await
+}
+
+async fn delete_asset_model(
+    State(store): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let query = query_map(&query_pairs(q));
+    let call = Call {
+        target: Some(id.clone()),
+        child: None,
+        client_token: query.get("clientToken").cloned(),
+        fingerprint: fingerprint(&id, &Ok(Value::Null)),
+    };
+    serve(&store, Op::DeleteAssetModel, call, |s| {
+        s.delete_asset_model(&id)
+    })
+    .await
+}
+
+async fn create_asset(State(store): State<Shared>, bytes: Bytes) -> Response {
+    let body = json_body(&bytes);
+    let call = Call {
+        target: None,
+        child: None,
+        client_token: body_token(&body),
+        fingerprint: fingerprint("", &body),
+    };
+    serve(&store, Op::CreateAsset, call, |s| s.create_asset(&body?)).await
+}
+
+async fn describe_asset(State(store): State<Shared>, Path(id): Path<String>) -> Response {
+    let call = Call {
+        target: Some(id.clone()),
+        ..Default::default()
+    };
+    serve(&store, Op::DescribeAsset, call, |s| s.describe_asset(&id)).await
+}
+
+async fn update_asset(
+    State(store): State<Shared>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let body = json_body(&bytes);
+    let call = Call {
+        target: Some(id.clone()),
+        child: None,
+        client_token: body_token(&body),
+        fingerprint: fingerprint(&id, &body),
+    };
+    serve(&store, Op::UpdateAsset, call, |s| {
+        s.update_asset(&id, &body?)
+    })
+    .await
+}
+
+async fn delete_asset(
+    State(store): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let query = query_map(&query_pairs(q));
+    let call = Call {
+        target: Some(id.clone()),
+        child: None,
+        client_token: query.get("clientToken").cloned(),
+        fingerprint: fingerprint(&id, &Ok(Value::Null)),
+    };
+    serve(&store, Op::DeleteAsset, call, |s| s.delete_asset(&id)).await
+}
+
+fn association_call(id: &str, body: &ApiResult<Value>) -> Call {
+    Call {
+        target: Some(id.to_string()),
+        child: body
+            .as_ref()
+            .ok()
+            .and_then(|b| b.get("childAssetId"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        client_token: body_token(body),
+        fingerprint: fingerprint(id, body),
+    }
+}
+
+async fn associate_assets(
+    State(store): State<Shared>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let body = json_body(&bytes);
+    let call = association_call(&id, &body);
+    serve(&store, Op::AssociateAssets, call, |s| {
+        s.associate_assets(&id, &body?)
+    })
+    .await
+}
+
+async fn disassociate_assets(
+    State(store): State<Shared>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let body = json_body(&bytes);
+    let call = association_call(&id, &body);
+    serve(&store, Op::DisassociateAssets, call, |s| {
+        s.disassociate_assets(&id, &body?)
+    })
+    .await
+}
+
+async fn list_associated_assets(
+    State(store): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let query = query_map(&query_pairs(q));
+    let call = Call {
+        target: Some(id.clone()),
+        ..Default::default()
+    };
+    serve(&store, Op::ListAssociatedAssets, call, |s| {
+        s.list_associated_assets(&id, &query)
+    })
+    .await
+}
+
+async fn list_assets(State(store): State<Shared>, RawQuery(q): RawQuery) -> Response {
+    let query = query_map(&query_pairs(q));
+    serve(&store, Op::ListAssets, Call::default(), |s| {
+        s.list_assets(&query)
+    })
+    .await
+}
+
+fn resource_arn(query: &HashMap<String, String>) -> ApiResult<String> {
+    query.get("resourceArn").cloned().ok_or_else(|| {
+        ApiError::invalid(
+            "1 validation error detected: Value null at 'resourceArn' failed to satisfy constraint: Member must not be null",
+        )
+    })
+}
+
+async fn tag_resource(
+    State(store): State<Shared>,
+    RawQuery(q): RawQuery,
+    bytes: Bytes,
+) -> Response {
+    let query = query_map(&query_pairs(q));
+    let body = json_body(&bytes);
+    let call = Call {
+        target: query.get("resourceArn").cloned(),
+        ..Default::default()
+    };
+    serve(&store, Op::TagResource, call, |s| {
+        s.tag_resource(&resource_arn(&query)?, &body?)
+    })
+    .await
+}
+
+async fn untag_resource(State(store): State<Shared>, RawQuery(q): RawQuery) -> Response {
+    let pairs = query_pairs(q);
+    let query = query_map(&pairs);
+    let keys: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "tagKeys")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let call = Call {
+        target: query.get("resourceArn").cloned(),
+        ..Default::default()
+    };
+    serve(&store, Op::UntagResource, call, |s| {
+        s.untag_resource(&resource_arn(&query)?, &keys)
+    })
+    .await
+}
+
+async fn list_tags(State(store): State<Shared>, RawQuery(q): RawQuery) -> Response {
+    let query = query_map(&query_pairs(q));
+    let call = Call {
+        target: query.get("resourceArn").cloned(),
+        ..Default::default()
+    };
+    serve(&store, Op::ListTagsForResource, call, |s| {
+        s.list_tags(&resource_arn(&query)?)
+    })
+    .await
+}
+
+/// Anything else: the route does not exist in SiteWise.
+pub async fn unknown_operation() -> Response {
+    let mut response = (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"message": "No SiteWise operation matches this method and path"})),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "x-amzn-ErrorType",
+        HeaderValue::from_static("UnknownOperationException"),
+    );
+    response
+}
