@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod cleanup;
+pub mod gate;
 pub mod plan;
 pub mod status;
 
@@ -70,6 +71,7 @@ pub struct Context<S> {
     pub sitewise: S,
     pub settings: Settings,
     pub failures: FailureCounts,
+    pub gate: gate::RetryGate,
     pub metrics: Arc<Metrics>,
 }
 
@@ -79,6 +81,7 @@ impl<S> Context<S> {
             sitewise,
             settings,
             failures: FailureCounts::default(),
+            gate: gate::RetryGate::default(),
             metrics,
         }
     }
@@ -117,6 +120,14 @@ struct App<S> {
 async fn reconcile<S: SiteWise>(obj: Arc<SiteWiseAsset>, app: Arc<App<S>>) -> Result<Action> {
     let namespace = obj.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<SiteWiseAsset> = Api::namespaced(app.client.clone(), &namespace);
+    let key = obj.metadata.uid.clone().unwrap_or_else(|| obj.name_any());
+    if let Some(wait) =
+        app.ctx
+            .gate
+            .remaining(&key, gate::trigger_key(&obj), std::time::Instant::now())
+    {
+        return Ok(Action::requeue(wait));
+    }
     let status = StatusWriter::for_resource(api.clone(), &obj);
     let events = Events::for_resource(app.recorder.clone(), &obj);
     let span = tracing::info_span!(
@@ -153,6 +164,7 @@ pub async fn settle<S>(
     match result {
         Ok(action) => {
             ctx.failures.reset(&key);
+            ctx.gate.release(&key);
             ctx.metrics.reconciled("ok");
             Ok(action)
         }
@@ -160,6 +172,11 @@ pub async fn settle<S>(
             let class = err.class();
             ctx.metrics.reconciled(class.as_str());
             let (delay, attempts) = ctx.retry_delay(&key, class);
+            ctx.gate.hold(
+                &key,
+                gate::trigger_key(obj),
+                std::time::Instant::now() + delay,
+            );
             if class == ErrorClass::Pending {
                 tracing::debug!(error = %err, "waiting on SiteWise");
             } else {

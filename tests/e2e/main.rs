@@ -1,1 +1,77 @@
-fn main() {}
+//! End-to-end tests against a real kube-apiserver, etcd and kube-controller-manager, the
+//! emulator and the real operator binary. One control plane serves the whole run and is
+//! stopped when the run ends; each case works in its own namespace.
+//!
+//! Run with `cargo test --test e2e`; the control-plane binaries are built (or reused) by
+//! `scripts/build-control-plane.sh`. If the control plane cannot start, every case fails.
+
+mod cases;
+mod harness;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+type Case =
+    fn(Arc<harness::Env>) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+macro_rules! case {
+    ($name:ident) => {
+        (
+            stringify!($name),
+            (|env: Arc<harness::Env>| Box::pin(async move { cases::$name(&env).await })) as Case,
+        )
+    };
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let cases: Vec<(&str, Case)> = vec![
+        case!(ready_with_finalizer),
+        case!(delete_parent),
+        case!(gitops_prune_of_a_tree),
+        case!(namespace_teardown),
+        case!(retain_policy),
+        case!(throttling_and_conflicts),
+        case!(restart_mid_deletion),
+        case!(malformed_asset_id_is_refused),
+        case!(rbac_is_least_privilege),
+    ];
+    let selected = cases
+        .iter()
+        .any(|(name, _)| args.filter.as_deref().is_none_or(|f| name.contains(f)) && !args.list);
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("tokio runtime: {e}")),
+    );
+    // Start the control plane only when a case will run; a failure fails every case.
+    let env: Result<Arc<harness::Env>, String> = if selected {
+        runtime
+            .block_on(harness::Env::start())
+            .map(Arc::new)
+            .map_err(|e| format!("the control plane did not start: {e:#}"))
+    } else {
+        Err("not started".into())
+    };
+    let trials = cases
+        .into_iter()
+        .map(|(name, case)| {
+            let runtime = runtime.clone();
+            let env = env.clone();
+            Trial::test(name, move || {
+                let env = env.map_err(Failed::from)?;
+                runtime
+                    .block_on(case(env))
+                    .map_err(|e| Failed::from(format!("{e:#}")))
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    // The trials are gone: this is the last handle, and dropping it stops the control plane.
+    drop(env);
+    conclusion.exit();
+}

@@ -1,0 +1,383 @@
+//! What every end-to-end case shares: one real control plane for the run (CRDs and the
+//! operator's RBAC from `deploy/` installed, a real ServiceAccount token), and per case a
+//! namespace, an in-process emulator and the real `sitewise-operator` binary started the way
+//! users start it, authenticated as that ServiceAccount.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams, PostParams};
+use sitewise_emulator::Emulator;
+use sitewise_emulator::config::Settings;
+use sitewise_emulator::seed::{Seed, Seeded};
+use sitewise_operator::crd::SiteWiseAsset;
+use sitewise_testcluster::ControlPlane;
+
+pub const OPERATOR_SA: &str = "system:serviceaccount:sitewise-system:sitewise-operator";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Env {
+    pub plane: ControlPlane,
+    pub client: kube::Client,
+    /// Kubeconfig of the operator's ServiceAccount (real token, real RBAC).
+    pub operator_kubeconfig: PathBuf,
+}
+
+impl Env {
+    pub async fn start() -> anyhow::Result<Self> {
+        let bins = sitewise_testcluster::binaries_dir(&repo())?;
+        let plane = ControlPlane::start(&bins).await?;
+        eprintln!(
+            "[e2e] control plane ready in {:.1} s at {}",
+            plane.startup.as_secs_f64(),
+            plane.server
+        );
+        plane
+            .install_crds(&std::fs::read_to_string(
+                repo().join("crds/sitewiseasset.yaml"),
+            )?)
+            .await?;
+        let env_kubeconfig = plane.kubeconfig.clone();
+        kubectl(&env_kubeconfig, &["apply", "-f", "deploy/rbac.yaml"])?;
+        let token = kubectl(
+            &env_kubeconfig,
+            &[
+                "create",
+                "token",
+                "sitewise-operator",
+                "-n",
+                "sitewise-system",
+                "--duration=6h",
+            ],
+        )?;
+        let operator_kubeconfig = plane.dir().join("operator.kubeconfig");
+        std::fs::write(
+            &operator_kubeconfig,
+            plane.kubeconfig_with_token(token.trim())?,
+        )?;
+        let client = plane.client().await?;
+        let env = Self {
+            plane,
+            client,
+            operator_kubeconfig,
+        };
+        // RBAC is read from informer caches: wait until the binding is effective.
+        eventually(
+            "operator RBAC effective",
+            Duration::from_secs(30),
+            || async {
+                env.can_i(
+                    "list",
+                    "sitewiseassets",
+                    "sitewise.operator.dev",
+                    None,
+                    "default",
+                )
+                .await
+                .ok()
+                .filter(|allowed| *allowed)
+            },
+        )
+        .await?;
+        Ok(env)
+    }
+
+    /// SubjectAccessReview for the operator's ServiceAccount.
+    pub async fn can_i(
+        &self,
+        verb: &str,
+        resource: &str,
+        group: &str,
+        subresource: Option<&str>,
+        namespace: &str,
+    ) -> anyhow::Result<bool> {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(OPERATOR_SA.into()),
+                groups: Some(vec![
+                    "system:serviceaccounts".into(),
+                    "system:serviceaccounts:sitewise-system".into(),
+                    "system:authenticated".into(),
+                ]),
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(verb.into()),
+                    resource: Some(resource.into()),
+                    group: Some(group.into()),
+                    subresource: subresource.map(str::to_string),
+                    namespace: Some(namespace.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
+        let answer = api.create(&PostParams::default(), &review).await?;
+        Ok(answer.status.is_some_and(|s| s.allowed))
+    }
+
+    pub async fn namespace(&self, name: &str) -> anyhow::Result<String> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+        }))?;
+        api.create(&PostParams::default(), &ns).await?;
+        Ok(name.to_string())
+    }
+
+    pub fn assets(&self, namespace: &str) -> Api<SiteWiseAsset> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+}
+
+/// Runs kubectl against `kubeconfig` from the repository root; returns stdout or fails with
+/// stderr.
+pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = kubectl_output(kubeconfig, args, None)?;
+    if !out.status.success() {
+        bail!(
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn kubectl_output(
+    kubeconfig: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> anyhow::Result<std::process::Output> {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .current_dir(repo())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running kubectl")?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes())?;
+    }
+    Ok(child.wait_with_output()?)
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The operator binary, running against one namespace and one emulator. Killed on drop.
+pub struct Operator {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    pub fn start(
+        env: &Env,
+        namespace: &str,
+        endpoint: &str,
+        log_name: &str,
+    ) -> anyhow::Result<Self> {
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{log_name}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let child = Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
+            .args([
+                "run",
+                "--kubeconfig",
+                &env.operator_kubeconfig.to_string_lossy(),
+                "--namespace",
+                namespace,
+                "--sitewise-endpoint",
+                endpoint,
+                "--region",
+                "us-east-1",
+                "--admin-addr",
+                "127.0.0.1:0",
+                "--poll-interval",
+                "300ms",
+                "--backoff-base",
+                "300ms",
+                "--backoff-max",
+                "3s",
+                "--conflict-backoff-max",
+                "2s",
+                "--terminal-retry",
+                "30s",
+                "--resync",
+                "60s",
+            ])
+            .env("AWS_ACCESS_KEY_ID", "emulator")
+            .env("AWS_SECRET_ACCESS_KEY", "emulator")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "info,sitewise_operator=debug")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .context("starting sitewise-operator")?;
+        Ok(Self { child, log })
+    }
+
+    /// SIGKILL, as a node failure or an OOM kill would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An emulator seeded with `seed`.
+pub async fn emulator(settings: Settings, seed: &Seed) -> anyhow::Result<(Emulator, Seeded)> {
+    let emu = Emulator::start_local(settings).await?;
+    let seeded = sitewise_emulator::seed::apply(&mut emu.store(), seed)
+        .map_err(|e| anyhow::anyhow!("seed: {}", e.message))?;
+    Ok((emu, seeded))
+}
+
+/// A site with `areas` areas, each with `lines` lines, each with `machines` machines.
+pub fn plant_seed(areas: usize, lines: usize, machines: usize) -> Seed {
+    let mut v = serde_json::json!({
+        "models": [
+            {"name": "Machine", "externalId": "machine-model"},
+            {"name": "Line", "externalId": "line-model", "hierarchies": [
+                {"name": "Machines", "externalId": "line-machines", "childModel": "externalId:machine-model"}]},
+            {"name": "Area", "externalId": "area-model", "hierarchies": [
+                {"name": "Lines", "externalId": "area-lines", "childModel": "externalId:line-model"}]},
+            {"name": "Site", "externalId": "site-model", "hierarchies": [
+                {"name": "Areas", "externalId": "site-areas", "childModel": "externalId:area-model"}]},
+        ],
+        "assets": [{"name": "site", "externalId": "site", "model": "externalId:site-model"}]
+    });
+    let mut assets = Vec::new();
+    for a in 0..areas {
+        assets.push(serde_json::json!({"name": format!("area-{a}"), "externalId": format!("area-{a}"),
+            "model": "externalId:area-model", "parent": "externalId:site", "hierarchy": "externalId:site-areas"}));
+        for l in 0..lines {
+            assets.push(serde_json::json!({"name": format!("line-{a}-{l}"), "externalId": format!("line-{a}-{l}"),
+                "model": "externalId:line-model", "parent": format!("externalId:area-{a}"),
+                "hierarchy": "externalId:area-lines"}));
+            for m in 0..machines {
+                assets.push(serde_json::json!({"name": format!("machine-{a}-{l}-{m}"),
+                    "externalId": format!("machine-{a}-{l}-{m}"), "model": "externalId:machine-model",
+                    "parent": format!("externalId:line-{a}-{l}"), "hierarchy": "externalId:line-machines"}));
+            }
+        }
+    }
+    if let Some(list) = v["assets"].as_array_mut() {
+        list.extend(assets);
+    }
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+/// A SiteWiseAsset named after the external ID it owns.
+pub fn resource(external_id: &str, policy: &str) -> anyhow::Result<SiteWiseAsset> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "sitewise.operator.dev/v1alpha1",
+        "kind": "SiteWiseAsset",
+        "metadata": {"name": external_id},
+        "spec": {"assetId": format!("externalId:{external_id}"), "deletionPolicy": policy}
+    }))?)
+}
+
+pub async fn create_all(
+    api: &Api<SiteWiseAsset>,
+    names: &[String],
+    policy: &str,
+) -> anyhow::Result<()> {
+    for name in names {
+        api.create(&PostParams::default(), &resource(name, policy)?)
+            .await?;
+    }
+    Ok(())
+}
+
+pub fn is_ready(obj: &SiteWiseAsset) -> bool {
+    obj.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+pub async fn wait_all_ready(
+    api: &Api<SiteWiseAsset>,
+    count: usize,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    eventually("all resources Ready", timeout, || async {
+        let list = api.list(&ListParams::default()).await.ok()?;
+        (list.items.len() == count && list.items.iter().all(is_ready)).then_some(())
+    })
+    .await
+}
+
+pub async fn wait_all_gone(api: &Api<SiteWiseAsset>, timeout: Duration) -> anyhow::Result<()> {
+    eventually("all resources gone", timeout, || async {
+        api.list(&ListParams::default())
+            .await
+            .ok()
+            .filter(|l| l.items.is_empty())
+            .map(|_| ())
+    })
+    .await
+}
+
+/// Reasons of the events recorded about `name` in `namespace`.
+pub async fn event_reasons(client: &kube::Client, namespace: &str, name: &str) -> Vec<String> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    api.list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+                .filter_map(|e| e.reason)
+                .collect()
+        })
+        .unwrap_or_default()
+}
