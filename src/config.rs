@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::backoff::BackoffPolicy;
 use crate::controller::Settings;
 use crate::sitewise::aws::SdkSettings;
+use crate::sitewise::rate_limit::Rates;
+use std::num::NonZeroU32;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +60,16 @@ pub struct RunArgs {
     #[arg(long, env = "SITEWISE_SDK_MAX_ATTEMPTS", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=10))]
     pub sdk_max_attempts: u32,
+
+    /// Requests per second the operator sends to the SiteWise asset operations (shared by all
+    /// resources; the account quota is 30 and other clients share it). 0 switches it off.
+    #[arg(long, env = "SITEWISE_RATE", default_value_t = 20)]
+    pub sitewise_rate: u32,
+
+    /// Requests per second the operator sends to DescribeAsset (account quota 100). 0 switches
+    /// it off.
+    #[arg(long, env = "SITEWISE_DESCRIBE_RATE", default_value_t = 60)]
+    pub sitewise_describe_rate: u32,
 
     /// Time limit of one SiteWise HTTP attempt.
     #[arg(long, env = "SITEWISE_CALL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -108,6 +120,13 @@ impl RunArgs {
             endpoint: self.sitewise_endpoint.clone(),
             sdk_max_attempts: self.sdk_max_attempts,
             attempt_timeout: self.call_timeout,
+        }
+    }
+
+    pub fn rates(&self) -> Rates {
+        Rates {
+            asset_operations: NonZeroU32::new(self.sitewise_rate),
+            describe_asset: NonZeroU32::new(self.sitewise_describe_rate),
         }
     }
 

@@ -12,6 +12,7 @@ use sitewise_operator::config::{Cli, Command, RunArgs};
 use sitewise_operator::controller::{self, Context, RunOptions};
 use sitewise_operator::metrics::{Instrumented, Metrics};
 use sitewise_operator::sitewise::aws::{AwsSiteWise, sdk_client};
+use sitewise_operator::sitewise::rate_limit::RateLimited;
 use sitewise_operator::telemetry;
 
 #[tokio::main]
@@ -39,7 +40,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_from(kube_config)?;
     let metrics = Arc::new(Metrics::default());
     let sdk = sdk_client(&args.sdk_settings()).await;
-    let sitewise = Instrumented::new(AwsSiteWise::new(sdk), metrics.clone());
+    // Counted as sent: the rate limit delays calls before they reach the SDK.
+    let sitewise = RateLimited::new(
+        Instrumented::new(AwsSiteWise::new(sdk), metrics.clone()),
+        args.rates(),
+    );
     let ctx = Context::new(sitewise, args.controller_settings(), metrics.clone());
     let ready = Arc::new(AtomicBool::new(false));
     let admin_state = AdminState {

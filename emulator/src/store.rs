@@ -919,7 +919,8 @@ impl Store {
         })))
     }
 
-    /// Parent, hierarchy and child of an association call, resolved and checked for state.
+    /// Parent, hierarchy and child of an association call, resolved and checked for state
+    /// (no state check when `allowed_states` is empty).
     fn association_parties(
         &self,
         parent_ref: &str,
@@ -935,7 +936,7 @@ impl Store {
         let child = self.asset(child_ref)?.clone();
         let hierarchy = self.hierarchy(&parent.model_id, hierarchy_ref)?;
         for asset in [&parent, &child] {
-            if !allowed_states.contains(&asset.state.as_str()) {
+            if !allowed_states.is_empty() && !allowed_states.contains(&asset.state.as_str()) {
                 return Err(rules::busy("asset", &asset.id, &asset.arn, &asset.state));
             }
         }
@@ -998,8 +999,8 @@ impl Store {
     }
 
     pub fn disassociate_assets(&mut self, parent_ref: &str, body: &Value) -> ApiResult<Reply> {
-        let (parent, hierarchy, child) =
-            self.association_parties(parent_ref, body, &["ACTIVE", "FAILED"])?;
+        // A link that does not exist is reported as such whatever state the assets are in.
+        let (parent, hierarchy, child) = self.association_parties(parent_ref, body, &[])?;
         let expected = Link {
             parent_id: parent.id.clone(),
             hierarchy_id: hierarchy.id.clone(),
@@ -1011,6 +1012,7 @@ impl Store {
                 &child.id,
             ));
         }
+        self.association_parties(parent_ref, body, &["ACTIVE", "FAILED"])?;
         self.links.remove(&child.id);
         Ok(Reply::empty())
     }

@@ -1,9 +1,11 @@
 //! The narrow view of IoT SiteWise the controller needs: a trait over the four calls the asset
 //! lifecycle uses, the domain types they return and the error every implementation reports.
-//! `aws` implements it on aws-sdk-iotsitewise; `fake` is an in-memory version for unit tests.
+//! `aws` implements it on aws-sdk-iotsitewise; `fake` is an in-memory version for unit tests;
+//! `rate_limit` keeps any implementation under the account quotas.
 
 pub mod aws;
 pub mod fake;
+pub mod rate_limit;
 
 use std::fmt;
 use std::future::Future;

@@ -229,7 +229,7 @@ pub async fn gitops_prune_of_a_tree(env: &Env) -> anyhow::Result<()> {
     let total = emu.store().journal().len();
     let counters = emu.store().counters().clone();
     eprintln!("[e2e] prune: {total} SiteWise calls: {counters:?}");
-    ensure!(total < 31 * 40, "bounded number of calls: {total}");
+    ensure!(total < 31 * 20, "bounded number of calls: {total}");
     Ok(())
 }
 
