@@ -145,13 +145,7 @@ async fn delete_asset_model(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let query = query_map(&query_pairs(q));
-    let call = Call {
-        target: Some(id.clone()),
-        child: None,
-        client_token: query.get("clientToken").cloned(),
-        fingerprint: fingerprint(&id, &Ok(Value::Null)),
-    };
+    let call = delete_call(&id, q);
     serve(&store, Op::DeleteAssetModel, call, |s| {
         s.delete_asset_model(&id)
     })
@@ -200,14 +194,20 @@ async fn delete_asset(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let query = query_map(&query_pairs(q));
-    let call = Call {
-        target: Some(id.clone()),
-        child: None,
-        client_token: query.get("clientToken").cloned(),
-        fingerprint: fingerprint(&id, &Ok(Value::Null)),
-    };
+    let call = delete_call(&id, q);
     serve(&store, Op::DeleteAsset, call, |s| s.delete_asset(&id)).await
+}
+
+/// DELETE operations take their clientToken from the query string and have no body.
+fn delete_call(id: &str, raw_query: Option<String>) -> Call {
+    Call {
+        target: Some(id.to_string()),
+        child: None,
+        client_token: query_map(&query_pairs(raw_query))
+            .get("clientToken")
+            .cloned(),
+        fingerprint: fingerprint(id, &Ok(Value::Null)),
+    }
 }
 
 fn association_call(id: &str, body: &ApiResult<Value>) -> Call {

@@ -100,6 +100,11 @@ impl ApiError {
         self
     }
 
+    /// ResourceAlreadyExistsException about the existing resource `id`/`arn`.
+    pub fn already_exists(message: impl Into<String>, id: &str, arn: &str) -> Self {
+        Self::new(ErrorCode::ResourceAlreadyExistsException, message).on_resource(id, arn)
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRequestException, message)
     }

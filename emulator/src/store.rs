@@ -511,32 +511,32 @@ impl Store {
             _ => Vec::new(),
         };
         if let Some(existing) = self.models.values().find(|m| m.name == name) {
-            return Err(ApiError::new(
-                ErrorCode::ResourceAlreadyExistsException,
+            return Err(ApiError::already_exists(
                 format!("An asset model named {name} already exists"),
-            )
-            .on_resource(&existing.id, &existing.arn));
+                &existing.id,
+                &existing.arn,
+            ));
         }
         if let Some(id) = own_id
             && let Some(existing) = self.models.get(id)
         {
-            return Err(ApiError::new(
-                ErrorCode::ResourceAlreadyExistsException,
+            return Err(ApiError::already_exists(
                 format!("Asset model {id} already exists"),
-            )
-            .on_resource(&existing.id, &existing.arn));
+                &existing.id,
+                &existing.arn,
+            ));
         }
         if let Some(ext) = external_id
             && let Some(existing) = self.find_model(&format!("externalId:{ext}"))
         {
-            return Err(ApiError::new(
-                ErrorCode::ResourceAlreadyExistsException,
+            return Err(ApiError::already_exists(
                 format!(
                     "External ID {ext} is already used by asset model {}",
                     existing.id
                 ),
-            )
-            .on_resource(&existing.id, &existing.arn));
+                &existing.id,
+                &existing.arn,
+            ));
         }
         let mut hierarchies: Vec<Hierarchy> = Vec::new();
         if let Some(list) = body.get("assetModelHierarchies").filter(|v| !v.is_null()) {
@@ -751,20 +751,20 @@ impl Store {
         if let Some(id) = own_id
             && let Some(existing) = self.assets.get(id)
         {
-            return Err(ApiError::new(
-                ErrorCode::ResourceAlreadyExistsException,
+            return Err(ApiError::already_exists(
                 format!("Asset {id} already exists"),
-            )
-            .on_resource(&existing.id, &existing.arn));
+                &existing.id,
+                &existing.arn,
+            ));
         }
         if let Some(ext) = external_id
             && let Some(existing) = self.find_asset(&format!("externalId:{ext}"))
         {
-            return Err(ApiError::new(
-                ErrorCode::ResourceAlreadyExistsException,
+            return Err(ApiError::already_exists(
                 format!("External ID {ext} is already used by asset {}", existing.id),
-            )
-            .on_resource(&existing.id, &existing.arn));
+                &existing.id,
+                &existing.arn,
+            ));
         }
         let id = own_id
             .map(str::to_string)
@@ -867,11 +867,11 @@ impl Store {
                 Some(_) => {}
                 None => {
                     if let Some(other) = self.find_asset(&format!("externalId:{ext}")) {
-                        return Err(ApiError::new(
-                            ErrorCode::ResourceAlreadyExistsException,
+                        return Err(ApiError::already_exists(
                             format!("External ID {ext} is already used by asset {}", other.id),
-                        )
-                        .on_resource(&other.id, &other.arn));
+                            &other.id,
+                            &other.arn,
+                        ));
                     }
                 }
             }
@@ -952,14 +952,14 @@ impl Store {
             )));
         }
         if let Some(link) = self.links.get(&child.id) {
-            return Err(ApiError::new(
-                ErrorCode::ResourceAlreadyExistsException,
+            return Err(ApiError::already_exists(
                 format!(
                     "Asset {} is already associated with parent asset {} (hierarchy {})",
                     child.id, link.parent_id, link.hierarchy_id
                 ),
-            )
-            .on_resource(&child.id, &child.arn));
+                &child.id,
+                &child.arn,
+            ));
         }
         if parent.id == child.id || self.is_ancestor(&child.id, &parent.id) {
             return Err(ApiError::invalid(format!(

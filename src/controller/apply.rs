@@ -70,15 +70,7 @@ pub async fn apply<S: SiteWise>(
                         message.clone(),
                         generation,
                     );
-                    status::set_condition(
-                        &mut s.conditions,
-                        status::SYNCED,
-                        true,
-                        "Observed",
-                        "SiteWise answered",
-                        generation,
-                    );
-                    status::remove_condition(&mut s.conditions, status::TERMINAL);
+                    mark_observed(s, generation);
                 })
                 .await?;
             if !was_missing {
@@ -133,12 +125,17 @@ fn mirror(
         message,
         generation,
     );
+    mark_observed(s, generation);
+}
+
+/// SiteWise answered: Synced, and any earlier permanent error is over.
+fn mark_observed(s: &mut crate::crd::SiteWiseAssetStatus, generation: Option<i64>) {
     status::set_condition(
         &mut s.conditions,
         status::SYNCED,
         true,
         "Observed",
-        "The asset was read from SiteWise",
+        "SiteWise answered",
         generation,
     );
     status::remove_condition(&mut s.conditions, status::TERMINAL);

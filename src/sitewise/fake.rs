@@ -207,6 +207,21 @@ impl State {
         self.scripted.remove(index).map(|(_, _, err)| err)
     }
 
+    /// Journals a read of `target`, applies scripted failures and resolves the asset.
+    fn begin_read(&mut self, op: Operation, target: &str) -> SiteWiseResult<String> {
+        self.record(Call {
+            operation: op,
+            target: target.into(),
+            child: None,
+            client_token: None,
+            effective: false,
+        });
+        if let Some(err) = self.scripted_failure(op, target) {
+            return Err(err);
+        }
+        self.resolve(op, target)
+    }
+
     fn record(&mut self, call: Call) {
         self.journal.push(call);
     }
@@ -256,17 +271,7 @@ impl SiteWise for FakeSiteWise {
     async fn describe_asset(&self, asset_id: &str) -> SiteWiseResult<AssetDescription> {
         let mut st = self.lock();
         let op = Operation::DescribeAsset;
-        st.record(Call {
-            operation: op,
-            target: asset_id.into(),
-            child: None,
-            client_token: None,
-            effective: false,
-        });
-        if let Some(err) = st.scripted_failure(op, asset_id) {
-            return Err(err);
-        }
-        let id = st.resolve(op, asset_id)?;
+        let id = st.begin_read(op, asset_id)?;
         let gone = {
             let asset = st.assets.get_mut(&id).ok_or_else(|| {
                 SiteWiseError::new(op, ErrorKind::NotFound, "ResourceNotFoundException", "gone")
@@ -302,17 +307,7 @@ impl SiteWise for FakeSiteWise {
     ) -> SiteWiseResult<Vec<AssociatedAsset>> {
         let mut st = self.lock();
         let op = Operation::ListAssociatedAssets;
-        st.record(Call {
-            operation: op,
-            target: asset_id.into(),
-            child: None,
-            client_token: None,
-            effective: false,
-        });
-        if let Some(err) = st.scripted_failure(op, asset_id) {
-            return Err(err);
-        }
-        let id = st.resolve(op, asset_id)?;
+        let id = st.begin_read(op, asset_id)?;
         let ids: Vec<String> = st
             .links
             .iter()
