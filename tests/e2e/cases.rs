@@ -326,7 +326,8 @@ pub async fn throttling_and_conflicts(env: &Env) -> anyhow::Result<()> {
         met("ThrottlingException"),
         met("ConflictingOperationException")
     );
-    ensure!(calls < names.len() * 60, "no hot loop: {calls} calls");
+    // Measured: 209 to 268 calls for 6 resources; a retry storm costs thousands.
+    ensure!(calls < names.len() * 100, "no hot loop: {calls} calls");
     Ok(())
 }
 
