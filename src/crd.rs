@@ -163,9 +163,18 @@ pub struct DeletionProgress {
     /// When the next attempt is scheduled (RFC 3339), after an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_retry: Option<String>,
+    /// How many times the asset was found linked again after the operator had detached it
+    /// (someone re-associated a child). Part of the disassociation clientTokens, so a new
+    /// detach is not taken by SiteWise for a replay of the earlier one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
     /// When the deletion started (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Phases of a deletion, in order.

@@ -8,6 +8,10 @@
 //!   and SiteWise recognises a replay instead of acting twice;
 //! - two different calls (another operation, another child, another resource) never share one.
 //!
+//! When the asset's links are found restored after the operator removed them (someone
+//! re-associated a child), the deletion's `round` is raised and appended (`/round-N`), so the
+//! new disassociation is a new request rather than a replay.
+//!
 //! The hyphenated form is 36 characters without white space, which is what SiteWise accepts
 //! (`\S{36,64}`).
 
@@ -23,17 +27,21 @@ pub fn delete_asset(resource_uid: &str, asset_id: &str) -> String {
 }
 
 /// Token for `DisassociateAssets(parent, hierarchy, child)` on behalf of `resource_uid`.
+/// `round` counts how often the links were found restored after being removed (see
+/// `DeletionProgress::round`); round 0 adds nothing to the name.
 pub fn disassociate_assets(
     resource_uid: &str,
     parent_id: &str,
     hierarchy_id: &str,
     child_id: &str,
+    round: u32,
 ) -> String {
-    derive(
-        resource_uid,
-        "DisassociateAssets",
-        &[parent_id, hierarchy_id, child_id],
-    )
+    let round = format!("round-{round}");
+    let mut targets = vec![parent_id, hierarchy_id, child_id];
+    if round != "round-0" {
+        targets.push(&round);
+    }
+    derive(resource_uid, "DisassociateAssets", &targets)
 }
 
 fn derive(resource_uid: &str, operation: &str, targets: &[&str]) -> String {
@@ -77,7 +85,8 @@ mod tests {
         let pattern = Regex::new(r"^\S{36,64}$").expect("valid regex");
         for token in [
             delete_asset(UID, ASSET),
-            disassociate_assets(UID, ASSET, HIER, CHILD),
+            disassociate_assets(UID, ASSET, HIER, CHILD, 0),
+            disassociate_assets(UID, ASSET, HIER, CHILD, 3),
         ] {
             assert!(pattern.is_match(&token), "{token}");
             assert_eq!(token.len(), 36);
@@ -91,10 +100,11 @@ mod tests {
             delete_asset(UID, ASSET),
             delete_asset(UID, CHILD),
             delete_asset("another-uid", ASSET),
-            disassociate_assets(UID, ASSET, HIER, CHILD),
-            disassociate_assets(UID, ASSET, HIER, ASSET),
-            disassociate_assets(UID, CHILD, HIER, ASSET),
-            disassociate_assets(UID, ASSET, CHILD, HIER),
+            disassociate_assets(UID, ASSET, HIER, CHILD, 0),
+            disassociate_assets(UID, ASSET, HIER, CHILD, 1),
+            disassociate_assets(UID, ASSET, HIER, ASSET, 0),
+            disassociate_assets(UID, CHILD, HIER, ASSET, 0),
+            disassociate_assets(UID, ASSET, CHILD, HIER, 0),
         ];
         let unique: std::collections::HashSet<_> = tokens.iter().collect();
         assert_eq!(unique.len(), tokens.len());

@@ -13,7 +13,9 @@ use super::plan::{self, ChildLink, Links, Observation, ParentLink, Step};
 use super::status::{self, Events, StatusWriter};
 use crate::crd::{DeletionPhase, DeletionPolicy, DeletionProgress, SiteWiseAsset};
 use crate::error::{Error, Result};
-use crate::sitewise::{AssetDescription, Direction, ErrorKind, SiteWise, SiteWiseError};
+use crate::sitewise::{
+    AssetDescription, AssetState, Direction, ErrorKind, SiteWise, SiteWiseError,
+};
 use crate::token;
 
 /// Upper bound of steps in one reconcile; a hierarchy that keeps changing under us is
@@ -94,6 +96,7 @@ pub async fn cleanup<S: SiteWise>(
                     &asset_id,
                     &child.hierarchy_id,
                     &child.child_id,
+                    round(status),
                 );
                 let result = ctx
                     .sitewise
@@ -125,7 +128,13 @@ pub async fn cleanup<S: SiteWise>(
                 let operation =
                     format!("DisassociateAssets parent={parent_id} hierarchy={hierarchy_id}");
                 progress(status, &step, &observation, Some(operation)).await?;
-                let token = token::disassociate_assets(uid, parent_id, hierarchy_id, &asset_id);
+                let token = token::disassociate_assets(
+                    uid,
+                    parent_id,
+                    hierarchy_id,
+                    &asset_id,
+                    round(status),
+                );
                 let result = ctx
                     .sitewise
                     .disassociate_assets(parent_id, hierarchy_id, &asset_id, &token)
@@ -148,6 +157,13 @@ pub async fn cleanup<S: SiteWise>(
                 progress(status, &step, &observation, Some("DeleteAsset".into())).await?;
                 let token = token::delete_asset(uid, asset_id);
                 match ctx.sitewise.delete_asset(asset_id, &token).await {
+                    // Anything but DELETING is unexpected: observe again on the next pass.
+                    Ok(state) if state != AssetState::Deleting => {
+                        return Err(Error::LinksChanged {
+                            asset_id: asset_id.clone(),
+                            detail: format!("DeleteAsset answered with state {state}"),
+                        });
+                    }
                     Ok(state) => {
                         observation.record(&step, Some(state));
                         ctx.failures.reset(uid);
@@ -169,6 +185,15 @@ pub async fn cleanup<S: SiteWise>(
                         if links.children.is_empty() && links.parent.is_none() {
                             return Err(err.into());
                         }
+                        // Links came back after being removed: the next detach calls must
+                        // not look like replays of the earlier ones.
+                        status
+                            .update(|s| {
+                                let deletion =
+                                    s.deletion.get_or_insert_with(DeletionProgress::default);
+                                deletion.round = deletion.round.saturating_add(1);
+                            })
+                            .await?;
                         set_links(&mut observation, links);
                     }
                     Err(err) => return Err(err.into()),
@@ -268,6 +293,10 @@ async fn ensure_link_gone<S: SiteWise>(
         Err(list_err) if list_err.kind == ErrorKind::NotFound => Ok(()),
         _ => Err(err.into()),
     }
+}
+
+fn round(status: &StatusWriter) -> u32 {
+    status.snapshot().deletion.map(|d| d.round).unwrap_or(0)
 }
 
 fn set_links(observation: &mut Observation, new_links: Links) {

@@ -226,11 +226,23 @@ async fn every_mutating_call_carries_the_derived_token_of_its_resolved_target() 
     );
     assert_eq!(
         token_of(Operation::DisassociateAssets, LINE, Some(M2)),
-        Some(token::disassociate_assets(UID, LINE, H_LINE_MACHINES, M2))
+        Some(token::disassociate_assets(
+            UID,
+            LINE,
+            H_LINE_MACHINES,
+            M2,
+            0
+        ))
     );
     assert_eq!(
         token_of(Operation::DisassociateAssets, PLANT, Some(LINE)),
-        Some(token::disassociate_assets(UID, PLANT, H_PLANT_LINES, LINE))
+        Some(token::disassociate_assets(
+            UID,
+            PLANT,
+            H_PLANT_LINES,
+            LINE,
+            0
+        ))
     );
 }
 
@@ -491,4 +503,39 @@ async fn a_parent_link_that_moves_while_read_is_read_again_later() {
         0,
         "never delete over a link"
     );
+}
+
+#[tokio::test]
+async fn a_child_associated_again_is_detached_with_a_new_token() {
+    let fake = plant();
+    fake.fail_next(Operation::DeleteAsset, None, ErrorKind::Unavailable);
+    let mut run = Run::new(fake, resource(LINE, DeletionPolicy::Delete));
+    assert!(run.reconcile().await.is_err());
+    // Someone puts a machine back under the line before the operator retries.
+    run.fake.link(LINE, H_LINE_MACHINES, M1);
+    run.until_released(6).await;
+    assert!(!run.fake.exists(LINE));
+    let m1_detaches: Vec<_> = run
+        .fake
+        .effective_calls(Operation::DisassociateAssets)
+        .into_iter()
+        .filter(|c| c.child.as_deref() == Some(M1))
+        .collect();
+    assert_eq!(
+        m1_detaches.len(),
+        2,
+        "detached again, not replayed: {m1_detaches:#?}"
+    );
+    assert_ne!(m1_detaches[0].client_token, m1_detaches[1].client_token);
+    assert_eq!(
+        m1_detaches[1].client_token,
+        Some(token::disassociate_assets(
+            UID,
+            LINE,
+            H_LINE_MACHINES,
+            M1,
+            1
+        ))
+    );
+    assert_eq!(run.status().deletion.map(|d| d.round), Some(1));
 }

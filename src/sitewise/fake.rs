@@ -226,21 +226,23 @@ impl State {
         self.journal.push(call);
     }
 
-    /// Returns true when `token` was already used for exactly `fingerprint` (a replay).
-    fn replayed(&mut self, token: &str, fingerprint: String) -> SiteWiseResult<bool> {
+    /// True when `token` was already used for exactly `fingerprint` (a replay); an error when
+    /// it was used with other parameters. Only successful calls are remembered (`remember`).
+    fn replayed(&self, token: &str, fingerprint: &str) -> SiteWiseResult<bool> {
         match self.seen_tokens.get(token) {
-            Some(seen) if *seen == fingerprint => Ok(true),
+            Some(seen) if seen == fingerprint => Ok(true),
             Some(_) => Err(SiteWiseError::new(
                 Operation::DeleteAsset,
                 ErrorKind::InvalidRequest,
                 "InvalidRequestException",
                 "clientToken reused with different parameters",
             )),
-            None => {
-                self.seen_tokens.insert(token.to_string(), fingerprint);
-                Ok(false)
-            }
+            None => Ok(false),
         }
+    }
+
+    fn remember(&mut self, token: &str, fingerprint: String) {
+        self.seen_tokens.insert(token.to_string(), fingerprint);
     }
 
     fn take_lost_response(&mut self, operation: Operation) -> Option<SiteWiseError> {
@@ -356,10 +358,8 @@ impl SiteWise for FakeSiteWise {
         let result = (|| {
             let parent = st.resolve(op, parent_id)?;
             let child = st.resolve(op, child_id)?;
-            if st.replayed(
-                client_token,
-                format!("Disassociate/{parent}/{hierarchy_id}/{child}"),
-            )? {
+            let fingerprint = format!("Disassociate/{parent}/{hierarchy_id}/{child}");
+            if st.replayed(client_token, &fingerprint)? {
                 return Ok(false);
             }
             for id in [&parent, &child] {
@@ -378,6 +378,7 @@ impl SiteWise for FakeSiteWise {
                     format!("Asset {child} is not associated with {parent} in {hierarchy_id}"),
                 ));
             }
+            st.remember(client_token, fingerprint);
             Ok(true)
         })();
         call.effective = matches!(result, Ok(true));
@@ -407,7 +408,8 @@ impl SiteWise for FakeSiteWise {
         let polls = st.deleting_polls;
         let result = (|| {
             let id = st.resolve(op, asset_id)?;
-            if st.replayed(client_token, format!("Delete/{id}"))? {
+            let fingerprint = format!("Delete/{id}");
+            if st.replayed(client_token, &fingerprint)? {
                 return Ok((false, st.assets[&id].description.state.clone()));
             }
             let linked = st.links.iter().any(|(p, _, c)| *p == id || *c == id);
@@ -431,6 +433,7 @@ impl SiteWise for FakeSiteWise {
             })?;
             asset.description.state = AssetState::Deleting;
             asset.deleting_polls_left = polls;
+            st.remember(client_token, fingerprint);
             Ok((true, AssetState::Deleting))
         })();
         call.effective = matches!(result, Ok((true, _)));
