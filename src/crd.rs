@@ -12,6 +12,11 @@ pub const API_GROUP: &str = "sitewise.operator.dev";
 /// SiteWise (or retained by policy).
 pub const FINALIZER: &str = "sitewise.operator.dev/asset-cleanup";
 
+/// Annotation that releases a resource whose deletion cannot finish (SiteWise unreachable,
+/// permissions gone) without touching the asset. Its value is the reason, recorded in a Warning
+/// event and the operator's log.
+pub const FORCE_ORPHAN_ANNOTATION: &str = "sitewise.operator.dev/force-orphan";
+
 /// Regular expression an `assetId` must match: a lowercase UUID, or `externalId:` followed by a
 /// SiteWise external ID (2 to 128 characters, first and last alphanumeric or `_`). The all-zero
 /// UUID is refused by a separate rule because Kubernetes patterns have no look-ahead.
@@ -66,6 +71,18 @@ pub struct SiteWiseAssetSpec {
     /// the asset untouched in SiteWise.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+}
+
+impl SiteWiseAsset {
+    /// The reason given in the force-orphan annotation, when set and not empty.
+    pub fn force_orphan_reason(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()?
+            .get(FORCE_ORPHAN_ANNOTATION)
+            .map(|r| r.trim())
+            .filter(|r| !r.is_empty())
+    }
 }
 
 /// What the operator does to the SiteWise asset when the resource is deleted.

@@ -30,6 +30,7 @@ pub struct Metrics {
     reconciles: Family<OutcomeLabels, Counter>,
     calls: Family<CallLabels, Counter>,
     deletions: Counter,
+    orphaned: Counter,
     deletion_seconds: Histogram,
 }
 
@@ -39,6 +40,7 @@ impl Default for Metrics {
         let reconciles = Family::<OutcomeLabels, Counter>::default();
         let calls = Family::<CallLabels, Counter>::default();
         let deletions = Counter::default();
+        let orphaned = Counter::default();
         let deletion_seconds = Histogram::new(exponential_buckets(0.5, 2.0, 14));
         registry.register(
             "reconciles",
@@ -56,6 +58,11 @@ impl Default for Metrics {
             deletions.clone(),
         );
         registry.register(
+            "orphaned",
+            "Resources released without deleting their asset (force-orphan annotation)",
+            orphaned.clone(),
+        );
+        registry.register(
             "deletion_duration_seconds",
             "Time from the start of a deletion until SiteWise reported the asset gone",
             deletion_seconds.clone(),
@@ -65,6 +72,7 @@ impl Default for Metrics {
             reconciles,
             calls,
             deletions,
+            orphaned,
             deletion_seconds,
         }
     }
@@ -91,6 +99,10 @@ impl Metrics {
     pub fn deletion_finished(&self, seconds: f64) {
         self.deletions.inc();
         self.deletion_seconds.observe(seconds);
+    }
+
+    pub fn orphaned(&self) {
+        self.orphaned.inc();
     }
 
     /// The OpenMetrics text exposition.

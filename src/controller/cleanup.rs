@@ -39,6 +39,9 @@ pub async fn cleanup<S: SiteWise>(
     if policy == DeletionPolicy::Retain {
         return release(status, events, ctx, &Step::ReleaseRetained, obj).await;
     }
+    if obj.force_orphan_reason().is_some() {
+        return release(status, events, ctx, &Step::ReleaseOrphaned, obj).await;
+    }
 
     // Prefer the UUID resolved earlier: an external ID could have been moved to another asset.
     let reference = status
@@ -50,7 +53,7 @@ pub async fn cleanup<S: SiteWise>(
     for _ in 0..MAX_STEPS_PER_RECONCILE {
         let step = plan::next_step(policy, &observation);
         match &step {
-            Step::ReleaseRetained | Step::ReleaseDeleted => {
+            Step::ReleaseRetained | Step::ReleaseOrphaned | Step::ReleaseDeleted => {
                 return release(status, events, ctx, &step, obj).await;
             }
             Step::WaitUntilStable(state) => {
@@ -400,6 +403,17 @@ async fn release<S: SiteWise>(
             ),
             before.state.clone(),
         ),
+        Step::ReleaseOrphaned => (
+            "AssetOrphaned",
+            format!(
+                "Released without deleting asset {} ({}) in SiteWise: {} says \"{}\". The asset and its links are left as they were.",
+                before.asset_id.as_deref().unwrap_or(&obj.spec.asset_id),
+                before.asset_arn.as_deref().unwrap_or("ARN unknown"),
+                crate::crd::FORCE_ORPHAN_ANNOTATION,
+                obj.force_orphan_reason().unwrap_or_default()
+            ),
+            before.state.clone(),
+        ),
         _ if deleted_by_us => (
             "AssetDeleted",
             format!(
@@ -447,6 +461,17 @@ async fn release<S: SiteWise>(
             .unwrap_or(0.0);
         ctx.metrics.deletion_finished(seconds);
     }
-    events.normal(reason, note).await;
+    if *step == Step::ReleaseOrphaned {
+        tracing::warn!(
+            asset_id = before.asset_id.as_deref().unwrap_or(&obj.spec.asset_id),
+            asset_arn = before.asset_arn.as_deref().unwrap_or_default(),
+            reason = obj.force_orphan_reason().unwrap_or_default(),
+            "asset orphaned on request: the resource is released, the asset stays in SiteWise"
+        );
+        ctx.metrics.orphaned();
+        events.warning(reason, note).await;
+    } else {
+        events.normal(reason, note).await;
+    }
     Ok(Action::await_change())
 }

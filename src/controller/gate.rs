@@ -5,7 +5,7 @@
 //! would be retried at the API server's pace instead of after its backoff, and many
 //! resources throttled together would become a storm. After a failure the resource is held
 //! until its retry time; a trigger that changes nothing that matters (generation,
-//! deletionTimestamp, finalizers) is answered with the remaining delay and no SiteWise call.
+//! deletionTimestamp, finalizers, the force-orphan annotation) is answered with the remaining delay and no SiteWise call.
 //! A spec change or a deletion passes at once.
 
 use std::collections::HashMap;
@@ -26,6 +26,7 @@ pub fn trigger_key(obj: &SiteWiseAsset) -> u64 {
     obj.metadata.generation.hash(&mut h);
     obj.metadata.deletion_timestamp.is_some().hash(&mut h);
     obj.finalizers().hash(&mut h);
+    obj.force_orphan_reason().hash(&mut h);
     h.finish()
 }
 
@@ -106,6 +107,15 @@ mod tests {
             k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
         );
         assert_eq!(gate.remaining("uid", trigger_key(&deleted), now), None);
+        let mut orphaned = base.clone();
+        orphaned.metadata.annotations = Some(
+            [(
+                crate::crd::FORCE_ORPHAN_ANNOTATION.to_string(),
+                "AWS account closed".to_string(),
+            )]
+            .into(),
+        );
+        assert_eq!(gate.remaining("uid", trigger_key(&orphaned), now), None);
         let mut finalized = base.clone();
         finalized.metadata.finalizers = Some(vec!["x".into()]);
         assert_eq!(gate.remaining("uid", trigger_key(&finalized), now), None);

@@ -51,6 +51,8 @@ pub enum Observation {
 pub enum Step {
     /// Remove the finalizer: the asset is retained by policy.
     ReleaseRetained,
+    /// Remove the finalizer without touching SiteWise: a person asked for it (force-orphan).
+    ReleaseOrphaned,
     /// Remove the finalizer: the asset is gone from SiteWise.
     ReleaseDeleted,
     /// The asset is CREATING or UPDATING: poll until it is ACTIVE or FAILED.
@@ -76,7 +78,9 @@ impl Step {
     /// The status phase shown while this step runs.
     pub fn phase(&self) -> DeletionPhase {
         match self {
-            Self::ReleaseRetained | Self::ReleaseDeleted => DeletionPhase::Done,
+            Self::ReleaseRetained | Self::ReleaseOrphaned | Self::ReleaseDeleted => {
+                DeletionPhase::Done
+            }
             Self::WaitUntilStable(_) => DeletionPhase::WaitingForStableState,
             Self::ReadLinks | Self::RereadLinks { .. } => DeletionPhase::Observing,
             Self::DisassociateChild(_) => DeletionPhase::DisassociatingChildren,

@@ -539,3 +539,47 @@ async fn a_child_associated_again_is_detached_with_a_new_token() {
     );
     assert_eq!(run.status().deletion.map(|d| d.round), Some(1));
 }
+
+#[tokio::test]
+async fn force_orphan_releases_a_stuck_deletion_without_touching_sitewise() {
+    let fake = plant();
+    fake.fail_next(Operation::DescribeAsset, Some(LINE), ErrorKind::Permanent);
+    let mut run = Run::new(fake, resource(LINE, DeletionPolicy::Delete));
+    let (class, _) = retry_after(&run.reconcile().await).expect("stuck");
+    assert_eq!(class, ErrorClass::Terminal);
+    let calls_before = run.fake.journal().len();
+
+    // An empty reason does not count.
+    run.obj.metadata.annotations = Some(
+        [(
+            crate::crd::FORCE_ORPHAN_ANNOTATION.to_string(),
+            " ".to_string(),
+        )]
+        .into(),
+    );
+    assert!(run.obj.force_orphan_reason().is_none());
+    run.obj.metadata.annotations = Some(
+        [(
+            crate::crd::FORCE_ORPHAN_ANNOTATION.to_string(),
+            "IAM role removed, ticket OPS-123".to_string(),
+        )]
+        .into(),
+    );
+    assert!(run.reconcile().await.is_ok(), "finalizer released");
+    assert_eq!(run.fake.journal().len(), calls_before, "no SiteWise call");
+    assert_eq!(run.fake.state_of(LINE), Some(AssetState::Active));
+    assert_eq!(run.fake.links().len(), 5);
+    let orphaned = run
+        .events
+        .iter()
+        .find(|e| e.reason == "AssetOrphaned")
+        .expect("event");
+    assert!(orphaned.warning);
+    assert!(orphaned.note.contains("OPS-123") && orphaned.note.contains(LINE));
+    assert!(
+        run.ctx
+            .metrics
+            .encode()
+            .contains("sitewise_operator_orphaned_total 1")
+    );
+}

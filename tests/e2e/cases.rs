@@ -394,6 +394,65 @@ pub async fn restart_mid_deletion(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn force_orphan_releases_a_stuck_deletion(env: &Env) -> anyhow::Result<()> {
+    let ns = env.namespace("e2e-orphan").await?;
+    let (emu, seeded) = emulator(quiet(), &plant_seed(1, 1, 1)).await?;
+    let _operator = Operator::start(env, &ns, &emu.endpoint(), "orphan")?;
+    let api = env.assets(&ns);
+    create_all(&api, &["line-0-0".into()], "Delete").await?;
+    wait_all_ready(&api, 1, Duration::from_secs(60)).await?;
+    // The operator loses its SiteWise permissions: every call is refused.
+    emu.store()
+        .settings
+        .faults
+        .scripted
+        .extend(
+            [Op::DescribeAsset, Op::ListAssociatedAssets].map(|operation| {
+                sitewise_emulator::faults::ScriptedFault {
+                    operation,
+                    target: None,
+                    error: sitewise_emulator::error::ErrorCode::UnauthorizedException,
+                    count: 1000,
+                    message: Some("not authorized".into()),
+                }
+            }),
+        );
+    api.delete("line-0-0", &DeleteParams::default()).await?;
+    eventually("Terminal condition", Duration::from_secs(30), || async {
+        let obj = api.get("line-0-0").await.ok()?;
+        obj.status?
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Terminal" && c.status == "True")
+            .then_some(())
+    })
+    .await?;
+    let annotated = std::time::Instant::now();
+    kubectl(
+        &env.plane.kubeconfig,
+        &[
+            "annotate",
+            "sitewiseasset",
+            "line-0-0",
+            "-n",
+            &ns,
+            "sitewise.operator.dev/force-orphan=IAM role removed (OPS-123)",
+        ],
+    )?;
+    wait_all_gone(&api, Duration::from_secs(20)).await?;
+    // The terminal retry is 30 s: the annotation passed the retry gate at once.
+    ensure!(annotated.elapsed() < Duration::from_secs(20));
+    let line = &seeded.assets["line-0-0"];
+    ensure!(
+        asset_state(&emu, line).as_deref() == Some("ACTIVE"),
+        "the asset stays"
+    );
+    ensure!(journal(&emu, Op::DeleteAsset).is_empty());
+    let reasons = event_reasons(&env.client, &ns, "line-0-0").await;
+    ensure!(reasons.iter().any(|r| r == "AssetOrphaned"), "{reasons:?}");
+    Ok(())
+}
+
 pub async fn malformed_asset_id_is_refused(env: &Env) -> anyhow::Result<()> {
     let ns = env.namespace("e2e-invalid").await?;
     let manifest = |name: &str, id: &str| {

@@ -35,6 +35,7 @@ fn main() {
         case!(retain_policy),
         case!(throttling_and_conflicts),
         case!(restart_mid_deletion),
+        case!(force_orphan_releases_a_stuck_deletion),
         case!(malformed_asset_id_is_refused),
         case!(rbac_is_least_privilege),
     ];
