@@ -13,6 +13,10 @@ step "control-plane binaries (built once, then reused from the cache)"
 KUBEBUILDER_ASSETS=$(bash scripts/build-control-plane.sh | tail -n 1)
 export KUBEBUILDER_ASSETS
 
+step "helm, to lint and render the chart (built once, then reused from the cache)"
+HELM_BIN=$(bash scripts/build-helm.sh | tail -n 1)
+export HELM_BIN
+
 step "python environment for the boto3 contract tests"
 venv=$(bash scripts/python-env.sh | tail -n 1)
 

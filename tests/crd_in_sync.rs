@@ -1,13 +1,20 @@
-//! The checked-in CRD must be exactly what the Rust types generate.
+//! The checked-in CRDs (crds/ and the Helm chart's copy) must be exactly what the Rust types
+//! generate.
 
 #[test]
-fn checked_in_crd_matches_the_rust_types() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/sitewiseasset.yaml");
+fn checked_in_crds_match_the_rust_types() {
     let generated = sitewise_operator::crd_yaml().expect("CRD serialises");
-    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(
-        generated == checked_in,
-        "crds/sitewiseasset.yaml is out of date; regenerate it with\n  \
-         cargo run -- crd > crds/sitewiseasset.yaml"
-    );
+    for path in [
+        "crds/sitewiseasset.yaml",
+        "deploy/helm/sitewise-operator/crds/sitewiseasset.yaml",
+    ] {
+        let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
+        let checked_in = std::fs::read_to_string(&full).unwrap_or_default();
+        assert!(
+            generated == checked_in,
+            "{path} is out of date; regenerate it with\n  \
+             cargo run -- crd > crds/sitewiseasset.yaml && \
+             cp crds/sitewiseasset.yaml deploy/helm/sitewise-operator/crds/"
+        );
+    }
 }

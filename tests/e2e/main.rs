@@ -38,6 +38,7 @@ fn main() {
         case!(force_orphan_releases_a_stuck_deletion),
         case!(malformed_asset_id_is_refused),
         case!(rbac_is_least_privilege),
+        case!(helm_chart_is_valid_and_matches_deploy),
     ];
     let selected = cases
         .iter()
