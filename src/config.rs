@@ -108,6 +108,26 @@ pub struct RunArgs {
     #[arg(long, env = "ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     pub admin_addr: SocketAddr,
 
+    /// Run only while holding a Lease, so that several replicas can run safely.
+    #[arg(long, env = "LEADER_ELECTION")]
+    pub leader_election: bool,
+
+    /// Namespace of the leader Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "sitewise-system")]
+    pub leader_election_namespace: String,
+
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "LEADER_ELECTION_LEASE",
+        default_value = "sitewise-operator"
+    )]
+    pub leader_election_lease: String,
+
+    /// How long a leader's Lease is valid without renewal (renewed every third of it).
+    #[arg(long, env = "LEADER_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_lease_duration: Duration,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -30,6 +30,10 @@ pub enum Error {
     #[error("the resource has no {0}")]
     MissingMetadata(&'static str),
 
+    /// This replica's lease may have passed to another: it must not change SiteWise.
+    #[error("not the leader any more; another replica may be acting")]
+    NotLeader,
+
     #[error("finalizer handling failed: {0}")]
     Finalizer(#[source] Box<finalizer::Error<Error>>),
 
@@ -81,7 +85,7 @@ impl Error {
                 ErrorKind::Unavailable => ErrorClass::Transient,
                 ErrorKind::InvalidRequest | ErrorKind::Permanent => ErrorClass::Terminal,
             },
-            Self::Kube(_) => ErrorClass::Transient,
+            Self::Kube(_) | Self::NotLeader => ErrorClass::Transient,
             Self::DeletionPending { .. } | Self::AssetBusy { .. } => ErrorClass::Pending,
             Self::LinksChanged { .. } => ErrorClass::Conflict,
             Self::MissingMetadata(_) => ErrorClass::Terminal,

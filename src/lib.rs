@@ -4,7 +4,8 @@
 //! Layout: [`crd`] (the resource), [`controller`] (observe, decide, act, report),
 //! [`sitewise`] (the narrow SiteWise trait, its AWS SDK implementation and an in-memory fake),
 //! [`token`] (deterministic clientTokens), [`error`] and [`backoff`] (retry policy),
-//! [`metrics`] and [`admin`] (observability), [`config`] and [`telemetry`] (start-up).
+//! [`metrics`] and [`admin`] (observability), [`leader`] (leader election with fencing),
+//! [`config`] and [`telemetry`] (start-up).
 
 pub mod admin;
 pub mod backoff;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod error;
+pub mod leader;
 pub mod metrics;
 pub mod sitewise;
 pub mod telemetry;

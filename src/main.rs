@@ -10,6 +10,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use sitewise_operator::admin::{self, AdminState};
 use sitewise_operator::config::{Cli, Command, RunArgs};
 use sitewise_operator::controller::{self, Context, RunOptions};
+use sitewise_operator::leader::{ElectionConfig, Elector};
 use sitewise_operator::metrics::{Instrumented, Metrics};
 use sitewise_operator::sitewise::aws::{AwsSiteWise, sdk_client};
 use sitewise_operator::sitewise::rate_limit::RateLimited;
@@ -45,7 +46,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Instrumented::new(AwsSiteWise::new(sdk), metrics.clone()),
         args.rates(),
     );
-    let ctx = Context::new(sitewise, args.controller_settings(), metrics.clone());
+    let mut ctx = Context::new(sitewise, args.controller_settings(), metrics.clone());
     let ready = Arc::new(AtomicBool::new(false));
     let admin_state = AdminState {
         metrics,
@@ -57,10 +58,33 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::error!(error = %e, "admin server failed");
         }
     });
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("sitewise-operator-{}", uuid::Uuid::new_v4().simple()));
     let options = RunOptions {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
-        instance: std::env::var("POD_NAME").ok(),
+        instance: Some(identity.clone()),
     };
-    controller::run(client, ctx, options, ready).await
+    if !args.leader_election {
+        return controller::run(client, ctx, options, ready).await;
+    }
+    let elector = Elector::new(
+        client.clone(),
+        ElectionConfig {
+            namespace: args.leader_election_namespace.clone(),
+            lease_name: args.leader_election_lease.clone(),
+            identity,
+            lease_duration: args.leader_lease_duration,
+        },
+    );
+    elector.acquire().await?;
+    ctx = ctx.with_fence(elector.fence());
+    tokio::select! {
+        result = controller::run(client, ctx, options, ready) => result,
+        lost = elector.keep() => {
+            // Exit so the pod restarts as a candidate; the fence already stopped mutations.
+            tracing::error!(error = %lost, "stopping: leadership lost");
+            Err(lost)
+        }
+    }
 }

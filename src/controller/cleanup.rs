@@ -101,6 +101,7 @@ pub async fn cleanup<S: SiteWise>(
                     &child.child_id,
                     round(status),
                 );
+                ensure_leader(ctx)?;
                 let result = ctx
                     .sitewise
                     .disassociate_assets(&asset_id, &child.hierarchy_id, &child.child_id, &token)
@@ -138,6 +139,7 @@ pub async fn cleanup<S: SiteWise>(
                     &asset_id,
                     round(status),
                 );
+                ensure_leader(ctx)?;
                 let result = ctx
                     .sitewise
                     .disassociate_assets(parent_id, hierarchy_id, &asset_id, &token)
@@ -159,6 +161,7 @@ pub async fn cleanup<S: SiteWise>(
             Step::DeleteAsset { asset_id } => {
                 progress(status, &step, &observation, Some("DeleteAsset".into())).await?;
                 let token = token::delete_asset(uid, asset_id);
+                ensure_leader(ctx)?;
                 match ctx.sitewise.delete_asset(asset_id, &token).await {
                     // Anything but DELETING is unexpected: observe again on the next pass.
                     Ok(state) if state != AssetState::Deleting => {
@@ -295,6 +298,15 @@ async fn ensure_link_gone<S: SiteWise>(
         Ok(children) if children.iter().all(|c| c.id != child_id) => Ok(()),
         Err(list_err) if list_err.kind == ErrorKind::NotFound => Ok(()),
         _ => Err(err.into()),
+    }
+}
+
+/// Fencing: a replica whose lease may have passed to another sends no mutation.
+fn ensure_leader<S>(ctx: &Context<S>) -> Result<()> {
+    if ctx.fence.is_open() {
+        Ok(())
+    } else {
+        Err(Error::NotLeader)
     }
 }
 

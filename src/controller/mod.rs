@@ -26,6 +26,7 @@ use tracing::Instrument;
 use crate::backoff::{BackoffPolicy, FailureCounts, jittered};
 use crate::crd::{DeletionProgress, FINALIZER, SiteWiseAsset};
 use crate::error::{Error, ErrorClass, Result};
+use crate::leader::Fence;
 use crate::metrics::Metrics;
 use crate::sitewise::SiteWise;
 use status::{Events, StatusWriter};
@@ -73,6 +74,8 @@ pub struct Context<S> {
     pub failures: FailureCounts,
     pub gate: gate::RetryGate,
     pub metrics: Arc<Metrics>,
+    /// Closed when this replica may no longer hold the leader lease.
+    pub fence: Fence,
 }
 
 impl<S> Context<S> {
@@ -83,7 +86,13 @@ impl<S> Context<S> {
             failures: FailureCounts::default(),
             gate: gate::RetryGate::default(),
             metrics,
+            fence: Fence::unfenced(),
         }
+    }
+
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Delay before the next attempt after an error of `class`; counts the failure (except

@@ -583,3 +583,18 @@ async fn force_orphan_releases_a_stuck_deletion_without_touching_sitewise() {
             .contains("sitewise_operator_orphaned_total 1")
     );
 }
+
+#[tokio::test]
+async fn a_replica_that_lost_its_lease_sends_no_mutation() {
+    let fence = crate::leader::Fence::default();
+    let mut run = Run::new(plant(), resource(LINE, DeletionPolicy::Delete));
+    run.ctx = Context::new(run.fake.clone(), settings(), Arc::new(Metrics::default()))
+        .with_fence(crate::leader::Fence::closed());
+    let (class, _) = retry_after(&run.reconcile().await).expect("refused");
+    assert_eq!(class, ErrorClass::Transient);
+    assert_eq!(mutating_calls(&run.fake), 0, "reads only");
+    // Leadership regained (a fresh, open fence): the deletion goes on.
+    run.ctx =
+        Context::new(run.fake.clone(), settings(), Arc::new(Metrics::default())).with_fence(fence);
+    run.until_released(6).await;
+}

@@ -453,6 +453,53 @@ pub async fn force_orphan_releases_a_stuck_deletion(env: &Env) -> anyhow::Result
     Ok(())
 }
 
+pub async fn leader_election_fails_over(env: &Env) -> anyhow::Result<()> {
+    let ns = env.namespace("e2e-leader").await?;
+    let (emu, seeded) = emulator(quiet(), &plant_seed(1, 1, 1)).await?;
+    let election = [
+        "--leader-election",
+        "--leader-election-namespace",
+        "sitewise-system",
+        "--leader-election-lease",
+        "e2e-leader",
+        "--leader-lease-duration",
+        "3s",
+    ];
+    let first = Operator::start_with(env, &ns, &emu.endpoint(), "leader-1", &election)?;
+    eventually("first replica leads", Duration::from_secs(30), || async {
+        first
+            .log_text()
+            .contains("acquired leadership")
+            .then_some(())
+    })
+    .await?;
+    let second = Operator::start_with(env, &ns, &emu.endpoint(), "leader-2", &election)?;
+    eventually("second replica waits", Duration::from_secs(30), || async {
+        second
+            .log_text()
+            .contains("waiting for leadership")
+            .then_some(())
+    })
+    .await?;
+    let api = env.assets(&ns);
+    create_all(&api, &["line-0-0".into()], "Delete").await?;
+    wait_all_ready(&api, 1, Duration::from_secs(60)).await?;
+    ensure!(
+        !second.log_text().contains("controller started"),
+        "the standby replica must not reconcile"
+    );
+
+    // The leader dies; the standby takes over once the lease expires and finishes the work.
+    first.kill();
+    api.delete("line-0-0", &DeleteParams::default()).await?;
+    wait_all_gone(&api, Duration::from_secs(60)).await?;
+    let log = second.log_text();
+    ensure!(log.contains("acquired leadership") && log.contains("controller started"));
+    ensure!(asset_state(&emu, &seeded.assets["line-0-0"]).is_none());
+    ensure!(effective(&emu, Op::DeleteAsset).values().sum::<usize>() == 1);
+    Ok(())
+}
+
 pub async fn malformed_asset_id_is_refused(env: &Env) -> anyhow::Result<()> {
     let ns = env.namespace("e2e-invalid").await?;
     let manifest = |name: &str, id: &str| {
@@ -536,12 +583,37 @@ pub async fn rbac_is_least_privilege(env: &Env) -> anyhow::Result<()> {
             "apiextensions.k8s.io",
             None,
         ),
+        ("get", "leases", "coordination.k8s.io", None),
     ] {
         ensure!(
             !env.can_i(verb, resource, group, sub, "plant-a").await?,
             "not needed, must be denied: {verb} {resource}/{sub:?}"
         );
     }
+    // Leader election: its Lease, in its own namespace only.
+    for verb in ["get", "create", "update"] {
+        ensure!(
+            env.can_i(
+                verb,
+                "leases",
+                "coordination.k8s.io",
+                None,
+                "sitewise-system"
+            )
+            .await?,
+            "needed: {verb} leases in sitewise-system"
+        );
+    }
+    ensure!(
+        !env.can_i(
+            "delete",
+            "leases",
+            "coordination.k8s.io",
+            None,
+            "sitewise-system"
+        )
+        .await?
+    );
     Ok(())
 }
 
@@ -572,14 +644,14 @@ fn helm_run(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn cluster_role_rules(yaml: &str) -> anyhow::Result<serde_yaml::Value> {
+fn rules_of(yaml: &str, kind: &str) -> anyhow::Result<serde_yaml::Value> {
     for doc in serde_yaml::Deserializer::from_str(yaml) {
         let value = <serde_yaml::Value as serde::Deserialize>::deserialize(doc)?;
-        if value["kind"] == "ClusterRole" {
+        if value["kind"] == kind {
             return Ok(value["rules"].clone());
         }
     }
-    anyhow::bail!("no ClusterRole")
+    anyhow::bail!("no {kind}")
 }
 
 pub async fn helm_chart_is_valid_and_matches_deploy(env: &Env) -> anyhow::Result<()> {
@@ -624,6 +696,8 @@ pub async fn helm_chart_is_valid_and_matches_deploy(env: &Env) -> anyhow::Result
         "serviceaccount",
         "clusterrole",
         "clusterrolebinding",
+        "role",
+        "rolebinding",
         "service",
         "deployment",
     ] {
@@ -634,9 +708,11 @@ pub async fn helm_chart_is_valid_and_matches_deploy(env: &Env) -> anyhow::Result
         ensure!(listed, "{kind} missing: {applied}");
     }
     let deploy_rbac = std::fs::read_to_string(repo().join("deploy/rbac.yaml"))?;
-    ensure!(
-        cluster_role_rules(&rendered)? == cluster_role_rules(&deploy_rbac)?,
-        "the chart's ClusterRole differs from deploy/rbac.yaml"
-    );
+    for kind in ["ClusterRole", "Role"] {
+        ensure!(
+            rules_of(&rendered, kind)? == rules_of(&deploy_rbac, kind)?,
+            "the chart's {kind} differs from deploy/rbac.yaml"
+        );
+    }
     Ok(())
 }

@@ -210,11 +210,19 @@ impl Operator {
         endpoint: &str,
         log_name: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_with(env, namespace, endpoint, log_name, &[])
+    }
+
+    pub fn start_with(
+        env: &Env,
+        namespace: &str,
+        endpoint: &str,
+        log_name: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{log_name}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
+        // Each start has its own log file name; truncate what an earlier run left there.
+        let file = std::fs::File::create(&log)?;
         let child = Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
             .args([
                 "run",
@@ -241,6 +249,7 @@ impl Operator {
                 "--resync",
                 "60s",
             ])
+            .args(extra_args)
             .env("AWS_ACCESS_KEY_ID", "emulator")
             .env("AWS_SECRET_ACCESS_KEY", "emulator")
             .env("AWS_EC2_METADATA_DISABLED", "true")

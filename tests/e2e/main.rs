@@ -36,6 +36,7 @@ fn main() {
         case!(throttling_and_conflicts),
         case!(restart_mid_deletion),
         case!(force_orphan_releases_a_stuck_deletion),
+        case!(leader_election_fails_over),
         case!(malformed_asset_id_is_refused),
         case!(rbac_is_least_privilege),
         case!(helm_chart_is_valid_and_matches_deploy),
