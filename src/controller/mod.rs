@@ -120,6 +120,12 @@ impl<S> Context<S> {
     }
 }
 
+/// Per-resource state (failure counts, retry gate) is keyed by UID: a resource deleted and
+/// created again under the same name starts afresh.
+fn resource_key(obj: &SiteWiseAsset) -> String {
+    obj.metadata.uid.clone().unwrap_or_else(|| obj.name_any())
+}
+
 struct App<S> {
     ctx: Context<S>,
     client: Client,
@@ -129,7 +135,7 @@ struct App<S> {
 async fn reconcile<S: SiteWise>(obj: Arc<SiteWiseAsset>, app: Arc<App<S>>) -> Result<Action> {
     let namespace = obj.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<SiteWiseAsset> = Api::namespaced(app.client.clone(), &namespace);
-    let key = obj.metadata.uid.clone().unwrap_or_else(|| obj.name_any());
+    let key = resource_key(&obj);
     if let Some(wait) =
         app.ctx
             .gate
@@ -169,7 +175,7 @@ pub async fn settle<S>(
     events: &Events,
     result: Result<Action>,
 ) -> Result<Action> {
-    let key = obj.metadata.uid.clone().unwrap_or_else(|| obj.name_any());
+    let key = resource_key(obj);
     match result {
         Ok(action) => {
             ctx.failures.reset(&key);
