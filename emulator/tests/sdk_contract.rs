@@ -629,6 +629,51 @@ async fn throttling_and_internal_failures_are_typed() {
 }
 
 #[tokio::test]
+async fn unauthorized_and_precondition_failed_are_typed() {
+    let (emu, client) = emulator(no_quotas()).await;
+    let p = plant(&client).await;
+    let arn = format!(
+        "arn:aws:iotsitewise:us-east-1:123456789012:asset/{}",
+        p.line
+    );
+    for (operation, error) in [
+        (Op::TagResource, ErrorCode::UnauthorizedException),
+        (Op::DeleteAssetModel, ErrorCode::PreconditionFailedException),
+    ] {
+        emu.store().settings.faults.scripted.push(ScriptedFault {
+            operation,
+            target: None,
+            error,
+            count: 1,
+            message: None,
+        });
+    }
+    let err = client
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("a", "b")
+        .send()
+        .await
+        .expect_err("scripted")
+        .into_service_error();
+    assert!(
+        matches!(err, TagResourceError::UnauthorizedException(_)),
+        "{err:?}"
+    );
+    let err = client
+        .delete_asset_model()
+        .asset_model_id(&p.line_model)
+        .send()
+        .await
+        .expect_err("scripted")
+        .into_service_error();
+    assert!(
+        matches!(err, DeleteAssetModelError::PreconditionFailedException(_)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn client_tokens_replay_and_refuse_mismatches() {
     let (emu, client) = emulator(no_quotas()).await;
     let p = plant(&client).await;
