@@ -629,6 +629,69 @@ async fn throttling_and_internal_failures_are_typed() {
 }
 
 #[tokio::test]
+async fn documented_choices_for_deleting_assets() {
+    let mut settings = no_quotas();
+    settings.timings.delete = Duration::from_secs(60);
+    let (_emu, client) = emulator(settings).await;
+    let p = plant(&client).await;
+    let m = &p.machines[0];
+    client
+        .disassociate_assets()
+        .asset_id(&p.line)
+        .hierarchy_id(&p.hierarchy)
+        .child_asset_id(m)
+        .send()
+        .await
+        .expect("detach");
+    client
+        .delete_asset()
+        .asset_id(m)
+        .client_token(TOKEN_A)
+        .send()
+        .await
+        .expect("delete");
+    // The link is gone: 404, even though the child is DELETING (not a conflict).
+    let err = client
+        .disassociate_assets()
+        .asset_id(&p.line)
+        .hierarchy_id(&p.hierarchy)
+        .child_asset_id(m)
+        .send()
+        .await
+        .expect_err("no such link")
+        .into_service_error();
+    assert!(
+        matches!(err, DisassociateAssetsError::ResourceNotFoundException(_)),
+        "{err:?}"
+    );
+    // A second DeleteAsset with another token while DELETING: the asset is busy.
+    let err = client
+        .delete_asset()
+        .asset_id(m)
+        .client_token(TOKEN_B)
+        .send()
+        .await
+        .expect_err("busy")
+        .into_service_error();
+    assert!(
+        matches!(err, DeleteAssetError::ConflictingOperationException(_)),
+        "{err:?}"
+    );
+    // The original token is still answered as a replay.
+    let replay = client
+        .delete_asset()
+        .asset_id(m)
+        .client_token(TOKEN_A)
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(
+        replay.asset_status().map(|s| s.state()),
+        Some(&AssetState::Deleting)
+    );
+}
+
+#[tokio::test]
 async fn unauthorized_and_precondition_failed_are_typed() {
     let (emu, client) = emulator(no_quotas()).await;
     let p = plant(&client).await;
