@@ -488,18 +488,11 @@ impl Store {
     pub fn create_asset_model(&mut self, body: &Value) -> ApiResult<Reply> {
         let name = validate::req_str(body, "assetModelName")?;
         validate::name("assetModelName", name)?;
-        let own_id = validate::opt_str(body, "assetModelId")?;
-        if let Some(id) = own_id {
-            validate::id("assetModelId", id)?;
-        }
-        let external_id = validate::opt_str(body, "assetModelExternalId")?;
-        if let Some(ext) = external_id {
-            validate::external_id("assetModelExternalId", ext)?;
-        }
-        let description = validate::opt_str(body, "assetModelDescription")?;
-        if let Some(d) = description {
-            validate::description("assetModelDescription", d)?;
-        }
+        let own_id = validate::opt_checked(body, "assetModelId", validate::id)?;
+        let external_id =
+            validate::opt_checked(body, "assetModelExternalId", validate::external_id)?;
+        let description =
+            validate::opt_checked(body, "assetModelDescription", validate::description)?;
         let model_type = validate::opt_str(body, "assetModelType")?.unwrap_or("ASSET_MODEL");
         validate::one_of(
             "assetModelType",
@@ -716,18 +709,9 @@ impl Store {
         validate::name("assetName", name)?;
         let model_ref = validate::req_str(body, "assetModelId")?;
         validate::custom_id("assetModelId", model_ref)?;
-        let own_id = validate::opt_str(body, "assetId")?;
-        if let Some(id) = own_id {
-            validate::id("assetId", id)?;
-        }
-        let external_id = validate::opt_str(body, "assetExternalId")?;
-        if let Some(ext) = external_id {
-            validate::external_id("assetExternalId", ext)?;
-        }
-        let description = validate::opt_str(body, "assetDescription")?;
-        if let Some(d) = description {
-            validate::description("assetDescription", d)?;
-        }
+        let own_id = validate::opt_checked(body, "assetId", validate::id)?;
+        let external_id = validate::opt_checked(body, "assetExternalId", validate::external_id)?;
+        let description = validate::opt_checked(body, "assetDescription", validate::description)?;
         let tags = match body.get("tags") {
             Some(t) if !t.is_null() => validate::tags(t)?,
             _ => Vec::new(),
@@ -844,14 +828,8 @@ impl Store {
         validate::custom_id("assetId", reference)?;
         let name = validate::req_str(body, "assetName")?;
         validate::name("assetName", name)?;
-        let external_id = validate::opt_str(body, "assetExternalId")?;
-        if let Some(ext) = external_id {
-            validate::external_id("assetExternalId", ext)?;
-        }
-        let description = validate::opt_str(body, "assetDescription")?;
-        if let Some(d) = description {
-            validate::description("assetDescription", d)?;
-        }
+        let external_id = validate::opt_checked(body, "assetExternalId", validate::external_id)?;
+        let description = validate::opt_checked(body, "assetDescription", validate::description)?;
         let a = self.asset(reference)?.clone();
         if a.state != "ACTIVE" {
             return Err(rules::busy("asset", &a.id, &a.arn, &a.state));

@@ -171,6 +171,19 @@ pub fn opt_str<'a>(body: &'a Value, field: &str) -> ApiResult<Option<&'a str>> {
     }
 }
 
+/// An optional string member, checked with `check` when present.
+pub fn opt_checked<'a>(
+    body: &'a Value,
+    field: &str,
+    check: impl Fn(&str, &str) -> ApiResult<()>,
+) -> ApiResult<Option<&'a str>> {
+    let value = opt_str(body, field)?;
+    if let Some(v) = value {
+        check(field, v)?;
+    }
+    Ok(value)
+}
+
 pub fn req_str<'a>(body: &'a Value, field: &str) -> ApiResult<&'a str> {
     opt_str(body, field)?.ok_or_else(|| {
         ApiError::invalid(format!(
