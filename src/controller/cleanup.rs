@@ -94,22 +94,12 @@ pub async fn cleanup<S: SiteWise>(
                     child.child_id, child.hierarchy_id
                 );
                 progress(status, &step, &observation, Some(operation)).await?;
-                let token = token::disassociate_assets(
-                    uid,
-                    &asset_id,
-                    &child.hierarchy_id,
-                    &child.child_id,
-                    round(status),
+                let link = (
+                    asset_id.as_str(),
+                    child.hierarchy_id.as_str(),
+                    child.child_id.as_str(),
                 );
-                ensure_leader(ctx)?;
-                let result = ctx
-                    .sitewise
-                    .disassociate_assets(&asset_id, &child.hierarchy_id, &child.child_id, &token)
-                    .await;
-                if let Err(err) = result {
-                    ensure_link_gone(ctx, &asset_id, &child.hierarchy_id, &child.child_id, err)
-                        .await?;
-                }
+                disassociate(ctx, uid, round(status), link).await?;
                 observation.record(&step, None);
                 ctx.failures.reset(uid);
                 events
@@ -132,21 +122,8 @@ pub async fn cleanup<S: SiteWise>(
                 let operation =
                     format!("DisassociateAssets parent={parent_id} hierarchy={hierarchy_id}");
                 progress(status, &step, &observation, Some(operation)).await?;
-                let token = token::disassociate_assets(
-                    uid,
-                    parent_id,
-                    hierarchy_id,
-                    &asset_id,
-                    round(status),
-                );
-                ensure_leader(ctx)?;
-                let result = ctx
-                    .sitewise
-                    .disassociate_assets(parent_id, hierarchy_id, &asset_id, &token)
-                    .await;
-                if let Err(err) = result {
-                    ensure_link_gone(ctx, parent_id, hierarchy_id, &asset_id, err).await?;
-                }
+                let link = (parent_id.as_str(), hierarchy_id.as_str(), asset_id.as_str());
+                disassociate(ctx, uid, round(status), link).await?;
                 observation.record(&step, None);
                 ctx.failures.reset(uid);
                 events
@@ -276,6 +253,26 @@ pub async fn read_links<S: SiteWise>(sitewise: &S, asset: &AssetDescription) -> 
         }
     };
     Ok(Links { children, parent })
+}
+
+/// `DisassociateAssets(parent, hierarchy, child)` with its derived token, fenced; a link that
+/// is already gone counts as removed.
+async fn disassociate<S: SiteWise>(
+    ctx: &Context<S>,
+    uid: &str,
+    round: u32,
+    (parent_id, hierarchy_id, child_id): (&str, &str, &str),
+) -> Result<()> {
+    let token = token::disassociate_assets(uid, parent_id, hierarchy_id, child_id, round);
+    ensure_leader(ctx)?;
+    match ctx
+        .sitewise
+        .disassociate_assets(parent_id, hierarchy_id, child_id, &token)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(err) => ensure_link_gone(ctx, parent_id, hierarchy_id, child_id, err).await,
+    }
 }
 
 /// A disassociation failed. When the link is gone anyway (someone else, often the other side's
