@@ -23,9 +23,10 @@ pub enum Error {
     #[error("asset {asset_id} is {state}; waiting for ACTIVE or FAILED before deleting it")]
     AssetBusy { asset_id: String, state: String },
 
-    /// The hierarchy changed while it was being read (e.g. another deletion detached the asset).
-    #[error("the links of asset {asset_id} changed while they were read: {detail}")]
-    LinksChanged { asset_id: String, detail: String },
+    /// What SiteWise reported changed while it was being read or acted on (another deletion
+    /// detached the asset, an unexpected answer): observe the asset again shortly.
+    #[error("asset {asset_id} is being observed again: {detail}")]
+    ObserveAgain { asset_id: String, detail: String },
 
     #[error("the resource has no {0}")]
     MissingMetadata(&'static str),
@@ -87,7 +88,7 @@ impl Error {
             },
             Self::Kube(_) | Self::NotLeader => ErrorClass::Transient,
             Self::DeletionPending { .. } | Self::AssetBusy { .. } => ErrorClass::Pending,
-            Self::LinksChanged { .. } => ErrorClass::Conflict,
+            Self::ObserveAgain { .. } => ErrorClass::Conflict,
             Self::MissingMetadata(_) => ErrorClass::Terminal,
             Self::Finalizer(e) => match e.as_ref() {
                 finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => {

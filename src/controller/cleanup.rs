@@ -71,14 +71,14 @@ pub async fn cleanup<S: SiteWise>(
                 });
             }
             Step::RereadLinks { parent_id } => {
-                return Err(Error::LinksChanged {
+                return Err(Error::ObserveAgain {
                     asset_id: reference,
                     detail: format!("no hierarchy of parent {parent_id} lists the asset"),
                 });
             }
             Step::ReadLinks => {
                 let Some(description) = &description else {
-                    return Err(Error::LinksChanged {
+                    return Err(Error::ObserveAgain {
                         asset_id: reference,
                         detail: "the asset was not described".into(),
                     });
@@ -142,7 +142,7 @@ pub async fn cleanup<S: SiteWise>(
                 match ctx.sitewise.delete_asset(asset_id, &token).await {
                     // Anything but DELETING is unexpected: observe again on the next pass.
                     Ok(state) if state != AssetState::Deleting => {
-                        return Err(Error::LinksChanged {
+                        return Err(Error::ObserveAgain {
                             asset_id: asset_id.clone(),
                             detail: format!("DeleteAsset answered with state {state}"),
                         });
@@ -184,7 +184,7 @@ pub async fn cleanup<S: SiteWise>(
             }
         }
     }
-    Err(Error::LinksChanged {
+    Err(Error::ObserveAgain {
         asset_id: reference,
         detail: format!("still changing after {MAX_STEPS_PER_RECONCILE} steps"),
     })
