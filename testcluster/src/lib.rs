@@ -22,14 +22,21 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the control-plane binaries are.
 pub fn binaries_dir(repo_root: &Path) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS") {
-        return Ok(PathBuf::from(dir));
+    built_tool(
+        "KUBEBUILDER_ASSETS",
+        repo_root,
+        "scripts/build-control-plane.sh",
+    )
+}
+
+/// The path in `env_var` when set; otherwise the last line printed by the repository's
+/// idempotent build script `script` (which builds into, or reuses, a cache under `$HOME`).
+pub fn built_tool(env_var: &str, repo_root: &Path, script: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var) {
+        return Ok(PathBuf::from(path));
     }
-    let script = repo_root.join("scripts/build-control-plane.sh");
-    eprintln!(
-        "[testcluster] locating control-plane binaries with {}",
-        script.display()
-    );
+    let script = repo_root.join(script);
+    eprintln!("[testcluster] locating {env_var} with {}", script.display());
     let out = Command::new("bash")
         .arg(&script)
         .stderr(Stdio::inherit())
@@ -39,11 +46,11 @@ pub fn binaries_dir(repo_root: &Path) -> anyhow::Result<PathBuf> {
         bail!("{} failed ({})", script.display(), out.status);
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let dir = stdout
+    let path = stdout
         .lines()
         .last()
-        .context("the build script printed no directory")?;
-    Ok(PathBuf::from(dir.trim()))
+        .with_context(|| format!("{} printed no path", script.display()))?;
+    Ok(PathBuf::from(path.trim()))
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -617,21 +617,8 @@ pub async fn rbac_is_least_privilege(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn helm() -> anyhow::Result<std::path::PathBuf> {
-    if let Some(bin) = std::env::var_os("HELM_BIN") {
-        return Ok(bin.into());
-    }
-    let out = std::process::Command::new("bash")
-        .arg(repo().join("scripts/build-helm.sh"))
-        .stderr(std::process::Stdio::inherit())
-        .output()?;
-    ensure!(out.status.success(), "scripts/build-helm.sh failed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    Ok(stdout.lines().last().context("no helm path")?.trim().into())
-}
-
-fn helm_run(args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new(helm()?)
+fn helm_run(helm: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(helm)
         .args(args)
         .current_dir(repo())
         .output()?;
@@ -656,23 +643,27 @@ fn rules_of(yaml: &str, kind: &str) -> anyhow::Result<serde_yaml::Value> {
 
 pub async fn helm_chart_is_valid_and_matches_deploy(env: &Env) -> anyhow::Result<()> {
     let chart = "deploy/helm/sitewise-operator";
-    helm_run(&["lint", chart])?;
-    let rendered = helm_run(&[
-        "template",
-        "sitewise",
-        chart,
-        "--namespace",
-        "sitewise-system",
-        "--include-crds",
-        "--kube-version",
-        "1.34.4",
-        "--set",
-        "sitewise.endpoint=http://sitewise-emulator:4566",
-        "--set",
-        "watchNamespace=plant",
-        "--set",
-        "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/sitewise-operator",
-    ])?;
+    let helm = sitewise_testcluster::built_tool("HELM_BIN", &repo(), "scripts/build-helm.sh")?;
+    helm_run(&helm, &["lint", chart])?;
+    let rendered = helm_run(
+        &helm,
+        &[
+            "template",
+            "sitewise",
+            chart,
+            "--namespace",
+            "sitewise-system",
+            "--include-crds",
+            "--kube-version",
+            "1.34.4",
+            "--set",
+            "sitewise.endpoint=http://sitewise-emulator:4566",
+            "--set",
+            "watchNamespace=plant",
+            "--set",
+            "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/sitewise-operator",
+        ],
+    )?;
     ensure!(rendered.contains("SITEWISE_ENDPOINT") && rendered.contains("WATCH_NAMESPACE"));
     ensure!(
         rendered.contains(
