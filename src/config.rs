@@ -131,6 +131,27 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Identity of this cluster in the ownership tags of the assets it manages (and in the
+    /// optional IAM policy that limits deletion to them). Defaults to the UID of the
+    /// kube-system namespace, which is stable for the life of a cluster.
+    #[arg(long, env = "CLUSTER_ID", value_parser = parse_cluster_id)]
+    pub cluster_id: Option<String>,
+}
+
+/// A cluster ID goes into a tag value (`<cluster id>/<resource UID>`, at most 256 characters):
+/// 1 to 128 characters without '/' or white space.
+pub fn parse_cluster_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.chars().all(|c| !c.is_whitespace() && c != '/');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}' is not a cluster ID: use 1-128 characters without '/' or white space"
+        ))
+    }
 }
 
 impl RunArgs {
@@ -218,5 +239,8 @@ mod tests {
             Cli::try_parse_from(["sitewise-operator", "run", "--sdk-max-attempts", "0"]).is_err()
         );
         assert!(Cli::try_parse_from(["sitewise-operator", "run", "--log-format", "xml"]).is_err());
+        let err = Cli::try_parse_from(["sitewise-operator", "run", "--cluster-id", "a/b"])
+            .expect_err("must fail");
+        assert!(err.to_string().contains("is not a cluster ID"), "{err}");
     }
 }

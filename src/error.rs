@@ -31,6 +31,14 @@ pub enum Error {
     #[error("the resource has no {0}")]
     MissingMetadata(&'static str),
 
+    /// SiteWise accepted DeleteAsset and then failed the deletion, round after round.
+    #[error("SiteWise failed the deletion of asset {asset_id} {rounds} times (last: {detail}); fix the cause in SiteWise, or release the resource without deleting the asset with the annotation sitewise.operator.dev/force-orphan=\"<reason>\"")]
+    DeletionFailed {
+        asset_id: String,
+        rounds: u32,
+        detail: String,
+    },
+
     /// This replica's lease may have passed to another: it must not change SiteWise.
     #[error("not the leader any more; another replica may be acting")]
     NotLeader,
@@ -84,12 +92,14 @@ impl Error {
                 // A resource that vanished under a call is re-observed like a conflict.
                 ErrorKind::Conflict | ErrorKind::NotFound => ErrorClass::Conflict,
                 ErrorKind::Unavailable => ErrorClass::Transient,
-                ErrorKind::InvalidRequest | ErrorKind::Permanent => ErrorClass::Terminal,
+                ErrorKind::InvalidRequest | ErrorKind::AlreadyExists | ErrorKind::Permanent => {
+                    ErrorClass::Terminal
+                }
             },
             Self::Kube(_) | Self::NotLeader => ErrorClass::Transient,
             Self::DeletionPending { .. } | Self::AssetBusy { .. } => ErrorClass::Pending,
             Self::ObserveAgain { .. } => ErrorClass::Conflict,
-            Self::MissingMetadata(_) => ErrorClass::Terminal,
+            Self::MissingMetadata(_) | Self::DeletionFailed { .. } => ErrorClass::Terminal,
             Self::Finalizer(e) => match e.as_ref() {
                 finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => {
                     inner.class()

@@ -39,6 +39,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         None => kube::Config::infer().await?,
     };
     let client = kube::Client::try_from(kube_config)?;
+    let cluster_id = match &args.cluster_id {
+        Some(id) => id.clone(),
+        None => cluster_id_from_kube_system(&client).await?,
+    };
+    tracing::info!(cluster_id = %cluster_id, "ownership claims name this cluster");
     let metrics = Arc::new(Metrics::default());
     let sdk = sdk_client(&args.sdk_settings()).await;
     // Counted as sent: the rate limit delays calls before they reach the SDK.
@@ -46,7 +51,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Instrumented::new(AwsSiteWise::new(sdk), metrics.clone()),
         args.rates(),
     );
-    let mut ctx = Context::new(sitewise, args.controller_settings(), metrics.clone());
+    let mut ctx = Context::new(sitewise, args.controller_settings(), metrics.clone())
+        .with_cluster_id(cluster_id);
     let ready = Arc::new(AtomicBool::new(false));
     let admin_state = AdminState {
         metrics,
@@ -87,4 +93,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             Err(lost)
         }
     }
+}
+
+/// The default cluster identity: the kube-system namespace's UID, which lives as long as the
+/// cluster does.
+async fn cluster_id_from_kube_system(client: &kube::Client) -> anyhow::Result<String> {
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(client.clone());
+    let ns = namespaces.get("kube-system").await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the kube-system namespace for the cluster ID ({e}); grant `get` on it \
+             (deploy/rbac.yaml) or set --cluster-id"
+        )
+    })?;
+    ns.metadata
+        .uid
+        .ok_or_else(|| anyhow::anyhow!("the kube-system namespace has no UID; set --cluster-id"))
 }

@@ -10,9 +10,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::sitewise::{
-    AssetDescription, AssetState, AssociatedAsset, Direction, Operation, SiteWise, SiteWiseResult,
-};
+use std::future::Future;
+
+use crate::sitewise::{Decorate, Operation, SiteWise, SiteWiseResult};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -136,42 +136,20 @@ impl<S> Instrumented<S> {
     }
 }
 
-impl<S: SiteWise> SiteWise for Instrumented<S> {
-    async fn describe_asset(&self, asset_id: &str) -> SiteWiseResult<AssetDescription> {
-        let r = self.inner.describe_asset(asset_id).await;
-        self.count(Operation::DescribeAsset, r)
+impl<S: SiteWise> Decorate for Instrumented<S> {
+    type Inner = S;
+
+    fn inner(&self) -> &S {
+        &self.inner
     }
 
-    async fn list_associated_assets(
+    async fn around<T: Send>(
         &self,
-        asset_id: &str,
-        direction: Direction,
-        hierarchy_id: Option<&str>,
-    ) -> SiteWiseResult<Vec<AssociatedAsset>> {
-        let r = self
-            .inner
-            .list_associated_assets(asset_id, direction, hierarchy_id)
-            .await;
-        self.count(Operation::ListAssociatedAssets, r)
-    }
-
-    async fn disassociate_assets(
-        &self,
-        parent_id: &str,
-        hierarchy_id: &str,
-        child_id: &str,
-        client_token: &str,
-    ) -> SiteWiseResult<()> {
-        let r = self
-            .inner
-            .disassociate_assets(parent_id, hierarchy_id, child_id, client_token)
-            .await;
-        self.count(Operation::DisassociateAssets, r)
-    }
-
-    async fn delete_asset(&self, asset_id: &str, client_token: &str) -> SiteWiseResult<AssetState> {
-        let r = self.inner.delete_asset(asset_id, client_token).await;
-        self.count(Operation::DeleteAsset, r)
+        operation: Operation,
+        call: impl Future<Output = SiteWiseResult<T>> + Send,
+    ) -> SiteWiseResult<T> {
+        let result = call.await;
+        self.count(operation, result)
     }
 }
 

@@ -67,8 +67,9 @@ mod tests {
         let mut o = SiteWiseAsset::new(
             "a",
             SiteWiseAssetSpec {
-                asset_id: "externalId:a1".into(),
+                asset_id: Some("externalId:a1".into()),
                 deletion_policy: DeletionPolicy::Delete,
+                ..Default::default()
             },
         );
         o.metadata.generation = Some(1);

@@ -5,6 +5,7 @@
 //! retry delay chosen for them to [`error_policy`].
 
 pub mod apply;
+pub mod claim;
 pub mod cleanup;
 pub mod gate;
 pub mod plan;
@@ -76,6 +77,12 @@ pub struct Context<S> {
     pub metrics: Arc<Metrics>,
     /// Closed when this replica may no longer hold the leader lease.
     pub fence: Fence,
+    /// Identity of this cluster in ownership claims.
+    pub cluster_id: String,
+    /// The resources the operator sees (parent references, stale claims).
+    pub resources: Arc<dyn claim::Resources>,
+    /// The namespace watched, `None` for all.
+    pub namespace: Option<String>,
 }
 
 impl<S> Context<S> {
@@ -87,12 +94,30 @@ impl<S> Context<S> {
             gate: gate::RetryGate::default(),
             metrics,
             fence: Fence::unfenced(),
+            cluster_id: "unit-test-cluster".into(),
+            resources: Arc::new(claim::NoResources),
+            namespace: None,
         }
     }
 
     pub fn with_fence(mut self, fence: Fence) -> Self {
         self.fence = fence;
         self
+    }
+
+    pub fn with_cluster_id(mut self, cluster_id: impl Into<String>) -> Self {
+        self.cluster_id = cluster_id.into();
+        self
+    }
+
+    pub fn with_resources(mut self, resources: Arc<dyn claim::Resources>) -> Self {
+        self.resources = resources;
+        self
+    }
+
+    /// Whether `namespace` is watched (its resources are in the cache).
+    pub fn watches(&self, namespace: &str) -> bool {
+        self.namespace.as_deref().is_none_or(|n| n == namespace)
     }
 
     /// Delay before the next attempt after an error of `class`; counts the failure (except
@@ -149,7 +174,7 @@ async fn reconcile<S: SiteWise>(obj: Arc<SiteWiseAsset>, app: Arc<App<S>>) -> Re
         "reconcile",
         namespace = %namespace,
         name = %obj.name_any(),
-        asset_id = %obj.spec.asset_id
+        asset = %obj.declared_reference()
     );
     let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
         match event {
@@ -316,6 +341,11 @@ pub async fn run<S: SiteWise>(
             instance: options.instance,
         },
     );
+    let controller = Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(controller::Config::default().concurrency(options.concurrency))
+        .shutdown_on_signal();
+    let mut ctx = ctx.with_resources(Arc::new(controller.store()));
+    ctx.namespace = options.namespace.clone();
     let app = Arc::new(App {
         ctx,
         client,
@@ -323,9 +353,7 @@ pub async fn run<S: SiteWise>(
     });
     ready.store(true, Ordering::Relaxed);
     tracing::info!(namespace = ?options.namespace, concurrency = options.concurrency, "controller started");
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .with_config(controller::Config::default().concurrency(options.concurrency))
-        .shutdown_on_signal()
+    controller
         .run(reconcile, error_policy, app)
         .for_each(|outcome| async move {
             match outcome {

@@ -12,7 +12,8 @@ use super::cleanup::cleanup;
 use super::status::{self, Events, RecordedEvent, StatusWriter};
 use super::{Context, Settings, settle};
 use crate::crd::{
-    DeletionPhase, DeletionPolicy, SiteWiseAsset, SiteWiseAssetSpec, SiteWiseAssetStatus,
+    DeletionPhase, DeletionPolicy, Ownership, SiteWiseAsset, SiteWiseAssetSpec,
+    SiteWiseAssetStatus,
 };
 use crate::error::{Error, ErrorClass};
 use crate::metrics::Metrics;
@@ -36,8 +37,9 @@ fn resource(asset_id: &str, policy: DeletionPolicy) -> SiteWiseAsset {
     let mut obj = SiteWiseAsset::new(
         "line-1",
         SiteWiseAssetSpec {
-            asset_id: asset_id.to_string(),
+            asset_id: Some(asset_id.to_string()),
             deletion_policy: policy,
+            ..Default::default()
         },
     );
     obj.metadata = ObjectMeta {
@@ -51,6 +53,12 @@ fn resource(asset_id: &str, policy: DeletionPolicy) -> SiteWiseAsset {
         finalizers: Some(vec![crate::crd::FINALIZER.into()]),
         ..Default::default()
     };
+    // Adopted by an earlier reconcile (which claimed it, or not yet: the claim is then made
+    // before the first change).
+    obj.status = Some(SiteWiseAssetStatus {
+        ownership: Some(Ownership::Adopted),
+        ..SiteWiseAssetStatus::default()
+    });
     obj
 }
 
@@ -221,7 +229,7 @@ async fn every_mutating_call_carries_the_derived_token_of_its_resolved_target() 
     };
     assert_eq!(
         token_of(Operation::DeleteAsset, LINE, None),
-        Some(token::delete_asset(UID, LINE)),
+        Some(token::delete_asset(UID, LINE, 0)),
         "the token uses the UUID, not the externalId reference"
     );
     assert_eq!(

@@ -18,8 +18,13 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
+use std::collections::BTreeMap;
+
+use aws_sdk_iotsitewise::types::PropertyNotificationState;
+
 use super::{
-    AssetDescription, AssetState, AssociatedAsset, Direction, ErrorKind, Operation, SiteWise,
+    AssetDescription, AssetState, AssetUpdate, AssociatedAsset, CreatedAsset, Direction,
+    ErrorKind, Hierarchy, NewAsset, Operation, Property, PropertySettings, SiteWise,
     SiteWiseError, SiteWiseResult,
 };
 
@@ -192,7 +197,7 @@ impl SiteWise for AwsSiteWise {
             .client
             .describe_asset()
             .asset_id(asset_id)
-            .exclude_properties(true)
+            .exclude_properties(false)
             .send()
             .await
             .map_err(|e| classify(Operation::DescribeAsset, e))?;
@@ -201,6 +206,8 @@ impl SiteWise for AwsSiteWise {
             id: out.asset_id().to_string(),
             arn: out.asset_arn().to_string(),
             name: out.asset_name().to_string(),
+            external_id: out.asset_external_id().map(str::to_string),
+            description: out.asset_description().map(str::to_string),
             model_id: out.asset_model_id().to_string(),
             state: status
                 .map(|s| AssetState::parse(s.state().as_str()))
@@ -208,11 +215,30 @@ impl SiteWise for AwsSiteWise {
             error: status
                 .and_then(|s| s.error())
                 .map(|e| (e.code().as_str().to_string(), e.message().to_string())),
-            hierarchy_ids: out
+            hierarchies: out
                 .asset_hierarchies()
                 .iter()
-                .filter_map(|h| h.id().map(str::to_string))
+                .filter_map(|h| {
+                    Some(Hierarchy {
+                        id: h.id()?.to_string(),
+                        external_id: h.external_id().map(str::to_string),
+                        name: h.name().to_string(),
+                    })
+                })
                 .collect(),
+            properties: out
+                .asset_properties()
+                .iter()
+                .map(|p| Property {
+                    id: p.id().to_string(),
+                    external_id: p.external_id().map(str::to_string),
+                    name: p.name().to_string(),
+                    alias: p.alias().map(str::to_string),
+                    unit: p.unit().map(str::to_string),
+                    notification_state: p.notification().map(|n| n.state().as_str().to_string()),
+                })
+                .collect(),
+            last_update: out.asset_last_update_date().secs().to_string(),
         })
     }
 
@@ -289,6 +315,138 @@ impl SiteWise for AwsSiteWise {
             .asset_status()
             .map(|s| AssetState::parse(s.state().as_str()))
             .unwrap_or(AssetState::Deleting))
+    }
+
+    async fn create_asset(
+        &self,
+        asset: &NewAsset,
+        client_token: &str,
+    ) -> SiteWiseResult<CreatedAsset> {
+        let out = self
+            .client
+            .create_asset()
+            .asset_id(&asset.asset_id)
+            .asset_model_id(&asset.model_id)
+            .asset_name(&asset.name)
+            .set_asset_description(asset.description.clone())
+            .set_asset_external_id(asset.external_id.clone())
+            .set_tags((!asset.tags.is_empty()).then(|| asset.tags.clone().into_iter().collect()))
+            .client_token(client_token)
+            .send()
+            .await
+            .map_err(|e| classify(Operation::CreateAsset, e))?;
+        Ok(CreatedAsset {
+            id: out.asset_id().to_string(),
+            arn: out.asset_arn().to_string(),
+            state: out
+                .asset_status()
+                .map(|s| AssetState::parse(s.state().as_str()))
+                .unwrap_or(AssetState::Creating),
+        })
+    }
+
+    async fn update_asset(
+        &self,
+        asset_id: &str,
+        update: &AssetUpdate,
+        client_token: &str,
+    ) -> SiteWiseResult<AssetState> {
+        let out = self
+            .client
+            .update_asset()
+            .asset_id(asset_id)
+            .asset_name(&update.name)
+            .set_asset_description(update.description.clone())
+            .set_asset_external_id(update.external_id.clone())
+            .client_token(client_token)
+            .send()
+            .await
+            .map_err(|e| classify(Operation::UpdateAsset, e))?;
+        Ok(out
+            .asset_status()
+            .map(|s| AssetState::parse(s.state().as_str()))
+            .unwrap_or(AssetState::Updating))
+    }
+
+    async fn update_asset_property(
+        &self,
+        asset_id: &str,
+        property_id: &str,
+        settings: &PropertySettings,
+        client_token: &str,
+    ) -> SiteWiseResult<()> {
+        self.client
+            .update_asset_property()
+            .asset_id(asset_id)
+            .property_id(property_id)
+            .set_property_alias(settings.alias.clone())
+            .set_property_unit(settings.unit.clone())
+            .set_property_notification_state(
+                settings
+                    .notification_state
+                    .as_deref()
+                    .map(PropertyNotificationState::from),
+            )
+            .client_token(client_token)
+            .send()
+            .await
+            .map_err(|e| classify(Operation::UpdateAssetProperty, e))?;
+        Ok(())
+    }
+
+    async fn associate_assets(
+        &self,
+        parent_id: &str,
+        hierarchy_id: &str,
+        child_id: &str,
+        client_token: &str,
+    ) -> SiteWiseResult<()> {
+        self.client
+            .associate_assets()
+            .asset_id(parent_id)
+            .hierarchy_id(hierarchy_id)
+            .child_asset_id(child_id)
+            .client_token(client_token)
+            .send()
+            .await
+            .map_err(|e| classify(Operation::AssociateAssets, e))?;
+        Ok(())
+    }
+
+    async fn list_tags(&self, arn: &str) -> SiteWiseResult<BTreeMap<String, String>> {
+        let out = self
+            .client
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(|e| classify(Operation::ListTagsForResource, e))?;
+        Ok(out
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    async fn tag_resource(&self, arn: &str, tags: &BTreeMap<String, String>) -> SiteWiseResult<()> {
+        self.client
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| classify(Operation::TagResource, e))?;
+        Ok(())
+    }
+
+    async fn untag_resource(&self, arn: &str, keys: &[String]) -> SiteWiseResult<()> {
+        self.client
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| classify(Operation::UntagResource, e))?;
+        Ok(())
     }
 }
 

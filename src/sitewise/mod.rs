@@ -1,5 +1,6 @@
-//! The narrow view of IoT SiteWise the controller needs: a trait over the four calls the asset
-//! lifecycle uses, the domain types they return and the error every implementation reports.
+//! The narrow view of IoT SiteWise the controller needs: a trait over the calls the asset
+//! lifecycle uses (observe, create, update, link, tag, detach, delete), the domain types they
+//! return and the error every implementation reports.
 //! `aws` implements it on aws-sdk-iotsitewise; `fake` is an in-memory version for unit tests;
 //! `rate_limit` keeps any implementation under the account quotas.
 
@@ -7,6 +8,7 @@ pub mod aws;
 pub mod fake;
 pub mod rate_limit;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
@@ -58,17 +60,95 @@ impl fmt::Display for AssetState {
 }
 
 /// What `DescribeAsset` tells about an asset.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AssetDescription {
     pub id: String,
     pub arn: String,
     pub name: String,
+    pub external_id: Option<String>,
+    pub description: Option<String>,
     pub model_id: String,
     pub state: AssetState,
     /// `(code, message)` from `assetStatus.error`.
     pub error: Option<(String, String)>,
-    /// IDs of the hierarchies (from the asset's model) the asset can have children under.
-    pub hierarchy_ids: Vec<String>,
+    /// The hierarchies (from the asset's model) the asset can have children under.
+    pub hierarchies: Vec<Hierarchy>,
+    pub properties: Vec<Property>,
+    /// `assetLastUpdateDate` as SiteWise sent it (epoch seconds); changes with every update,
+    /// so it tells one observed version of the asset from another.
+    pub last_update: String,
+}
+
+impl Default for AssetState {
+    fn default() -> Self {
+        Self::Other("UNKNOWN".into())
+    }
+}
+
+impl AssetDescription {
+    pub fn hierarchy_ids(&self) -> impl Iterator<Item = &str> {
+        self.hierarchies.iter().map(|h| h.id.as_str())
+    }
+}
+
+/// A hierarchy of an asset's model.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub name: String,
+}
+
+/// A property of an asset, with the settings the operator manages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Property {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub alias: Option<String>,
+    pub unit: Option<String>,
+    /// `ENABLED` or `DISABLED`, when SiteWise reports a notification.
+    pub notification_state: Option<String>,
+}
+
+/// Settings written by `UpdateAssetProperty`, which replaces all of them (an omitted alias is
+/// removed), so every call carries the complete set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PropertySettings {
+    pub alias: Option<String>,
+    pub unit: Option<String>,
+    pub notification_state: Option<String>,
+}
+
+/// A `CreateAsset` request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewAsset {
+    /// The caller-chosen asset UUID.
+    pub asset_id: String,
+    /// Model UUID or `externalId:<id>`.
+    pub model_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub external_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What `CreateAsset` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedAsset {
+    pub id: String,
+    pub arn: String,
+    pub state: AssetState,
+}
+
+/// An `UpdateAsset` request: `UpdateAsset` requires the name on every call and replaces the
+/// description, so both are always sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AssetUpdate {
+    pub name: String,
+    pub description: Option<String>,
+    /// Only when the asset has none yet (SiteWise never changes an external ID).
+    pub external_id: Option<String>,
 }
 
 /// One asset listed by `ListAssociatedAssets`.
@@ -93,6 +173,13 @@ pub enum Operation {
     ListAssociatedAssets,
     DisassociateAssets,
     DeleteAsset,
+    CreateAsset,
+    UpdateAsset,
+    UpdateAssetProperty,
+    AssociateAssets,
+    ListTagsForResource,
+    TagResource,
+    UntagResource,
 }
 
 impl Operation {
@@ -102,6 +189,13 @@ impl Operation {
             Self::ListAssociatedAssets => "ListAssociatedAssets",
             Self::DisassociateAssets => "DisassociateAssets",
             Self::DeleteAsset => "DeleteAsset",
+            Self::CreateAsset => "CreateAsset",
+            Self::UpdateAsset => "UpdateAsset",
+            Self::UpdateAssetProperty => "UpdateAssetProperty",
+            Self::AssociateAssets => "AssociateAssets",
+            Self::ListTagsForResource => "ListTagsForResource",
+            Self::TagResource => "TagResource",
+            Self::UntagResource => "UntagResource",
         }
     }
 }
@@ -115,6 +209,8 @@ pub enum ErrorKind {
     Conflict,
     /// ResourceNotFoundException.
     NotFound,
+    /// ResourceAlreadyExistsException (an ID, external ID or link that exists already).
+    AlreadyExists,
     /// InternalFailureException, other 5xx, timeouts and connection failures: retry.
     Unavailable,
     /// InvalidRequestException: the request is refused as it stands.
@@ -157,6 +253,7 @@ impl SiteWiseError {
             }
             "ConflictingOperationException" => ErrorKind::Conflict,
             "ResourceNotFoundException" => ErrorKind::NotFound,
+            "ResourceAlreadyExistsException" => ErrorKind::AlreadyExists,
             "InternalFailureException" | "ServiceUnavailableException" => ErrorKind::Unavailable,
             "InvalidRequestException" => ErrorKind::InvalidRequest,
             _ => match http_status {
@@ -202,4 +299,169 @@ pub trait SiteWise: Send + Sync + 'static {
         asset_id: &str,
         client_token: &str,
     ) -> impl Future<Output = SiteWiseResult<AssetState>> + Send;
+
+    /// `CreateAsset` with a caller-chosen asset ID.
+    fn create_asset(
+        &self,
+        asset: &NewAsset,
+        client_token: &str,
+    ) -> impl Future<Output = SiteWiseResult<CreatedAsset>> + Send;
+
+    /// `UpdateAsset`; returns the state SiteWise reports (normally UPDATING).
+    fn update_asset(
+        &self,
+        asset_id: &str,
+        update: &AssetUpdate,
+        client_token: &str,
+    ) -> impl Future<Output = SiteWiseResult<AssetState>> + Send;
+
+    /// `UpdateAssetProperty` with the complete settings of the property.
+    fn update_asset_property(
+        &self,
+        asset_id: &str,
+        property_id: &str,
+        settings: &PropertySettings,
+        client_token: &str,
+    ) -> impl Future<Output = SiteWiseResult<()>> + Send;
+
+    /// `AssociateAssets` of `child_id` under `parent_id` through `hierarchy_id`.
+    fn associate_assets(
+        &self,
+        parent_id: &str,
+        hierarchy_id: &str,
+        child_id: &str,
+        client_token: &str,
+    ) -> impl Future<Output = SiteWiseResult<()>> + Send;
+
+    /// `ListTagsForResource` of an asset ARN.
+    fn list_tags(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = SiteWiseResult<BTreeMap<String, String>>> + Send;
+
+    /// `TagResource`: adds or replaces `tags`.
+    fn tag_resource(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = SiteWiseResult<()>> + Send;
+
+    /// `UntagResource`: removes `keys`.
+    fn untag_resource(
+        &self,
+        arn: &str,
+        keys: &[String],
+    ) -> impl Future<Output = SiteWiseResult<()>> + Send;
+}
+
+/// A wrapper around another [`SiteWise`] that runs its own step around every call (a rate
+/// limit, a counter). Implementing it gives the wrapper every SiteWise call, forwarded.
+pub trait Decorate: Send + Sync + 'static {
+    type Inner: SiteWise;
+
+    fn inner(&self) -> &Self::Inner;
+
+    /// Runs `call` (the wrapped implementation's answer to `operation`) with the wrapper's step.
+    fn around<T: Send>(
+        &self,
+        operation: Operation,
+        call: impl Future<Output = SiteWiseResult<T>> + Send,
+    ) -> impl Future<Output = SiteWiseResult<T>> + Send;
+}
+
+impl<D: Decorate> SiteWise for D {
+    async fn describe_asset(&self, asset_id: &str) -> SiteWiseResult<AssetDescription> {
+        let call = self.inner().describe_asset(asset_id);
+        self.around(Operation::DescribeAsset, call).await
+    }
+
+    async fn list_associated_assets(
+        &self,
+        asset_id: &str,
+        direction: Direction,
+        hierarchy_id: Option<&str>,
+    ) -> SiteWiseResult<Vec<AssociatedAsset>> {
+        let call = self
+            .inner()
+            .list_associated_assets(asset_id, direction, hierarchy_id);
+        self.around(Operation::ListAssociatedAssets, call).await
+    }
+
+    async fn disassociate_assets(
+        &self,
+        parent_id: &str,
+        hierarchy_id: &str,
+        child_id: &str,
+        client_token: &str,
+    ) -> SiteWiseResult<()> {
+        let call = self
+            .inner()
+            .disassociate_assets(parent_id, hierarchy_id, child_id, client_token);
+        self.around(Operation::DisassociateAssets, call).await
+    }
+
+    async fn delete_asset(&self, asset_id: &str, client_token: &str) -> SiteWiseResult<AssetState> {
+        let call = self.inner().delete_asset(asset_id, client_token);
+        self.around(Operation::DeleteAsset, call).await
+    }
+
+    async fn create_asset(
+        &self,
+        asset: &NewAsset,
+        client_token: &str,
+    ) -> SiteWiseResult<CreatedAsset> {
+        let call = self.inner().create_asset(asset, client_token);
+        self.around(Operation::CreateAsset, call).await
+    }
+
+    async fn update_asset(
+        &self,
+        asset_id: &str,
+        update: &AssetUpdate,
+        client_token: &str,
+    ) -> SiteWiseResult<AssetState> {
+        let call = self.inner().update_asset(asset_id, update, client_token);
+        self.around(Operation::UpdateAsset, call).await
+    }
+
+    async fn update_asset_property(
+        &self,
+        asset_id: &str,
+        property_id: &str,
+        settings: &PropertySettings,
+        client_token: &str,
+    ) -> SiteWiseResult<()> {
+        let call = self
+            .inner()
+            .update_asset_property(asset_id, property_id, settings, client_token);
+        self.around(Operation::UpdateAssetProperty, call).await
+    }
+
+    async fn associate_assets(
+        &self,
+        parent_id: &str,
+        hierarchy_id: &str,
+        child_id: &str,
+        client_token: &str,
+    ) -> SiteWiseResult<()> {
+        let call = self
+            .inner()
+            .associate_assets(parent_id, hierarchy_id, child_id, client_token);
+        self.around(Operation::AssociateAssets, call).await
+    }
+
+    async fn list_tags(&self, arn: &str) -> SiteWiseResult<BTreeMap<String, String>> {
+        let call = self.inner().list_tags(arn);
+        self.around(Operation::ListTagsForResource, call).await
+    }
+
+    async fn tag_resource(&self, arn: &str, tags: &BTreeMap<String, String>) -> SiteWiseResult<()> {
+        let call = self.inner().tag_resource(arn, tags);
+        self.around(Operation::TagResource, call).await
+    }
+
+    async fn untag_resource(&self, arn: &str, keys: &[String]) -> SiteWiseResult<()> {
+        let call = self.inner().untag_resource(arn, keys);
+        self.around(Operation::UntagResource, call).await
+    }
 }

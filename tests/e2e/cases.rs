@@ -178,7 +178,7 @@ pub async fn delete_parent(env: &Env) -> anyhow::Result<()> {
     let deletes = journal(&emu, Op::DeleteAsset);
     let tokens: HashSet<_> = deletes.iter().map(|e| e.client_token.clone()).collect();
     ensure!(
-        tokens == HashSet::from([Some(token::delete_asset(&uid, &line))]),
+        tokens == HashSet::from([Some(token::delete_asset(&uid, &line, 0))]),
         "DeleteAsset tokens: {tokens:?}"
     );
     ensure!(effective(&emu, Op::DeleteAsset).values().sum::<usize>() == 1);
@@ -388,7 +388,7 @@ pub async fn restart_mid_deletion(env: &Env) -> anyhow::Result<()> {
     ensure!(
         deletes
             .iter()
-            .all(|e| e.client_token.as_deref() == Some(token::delete_asset(&uid, &line).as_str()))
+            .all(|e| e.client_token.as_deref() == Some(token::delete_asset(&uid, &line, 0).as_str()))
     );
     ensure!(effective(&emu, Op::DeleteAsset).values().sum::<usize>() == 1);
     Ok(())
@@ -590,6 +590,9 @@ pub async fn rbac_is_least_privilege(env: &Env) -> anyhow::Result<()> {
             "not needed, must be denied: {verb} {resource}/{sub:?}"
         );
     }
+    // The cluster ID: the kube-system namespace, and no other.
+    ensure!(env.can_get_namespace("kube-system").await?);
+    ensure!(!env.can_get_namespace("default").await?);
     // Leader election: its Lease, in its own namespace only.
     for verb in ["get", "create", "update"] {
         ensure!(

@@ -126,6 +126,27 @@ impl Env {
         Ok(answer.status.is_some_and(|s| s.allowed))
     }
 
+    /// SubjectAccessReview of `get` on one Namespace object for the operator's ServiceAccount.
+    pub async fn can_get_namespace(&self, name: &str) -> anyhow::Result<bool> {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(OPERATOR_SA.into()),
+                groups: Some(vec!["system:serviceaccounts".into(), "system:authenticated".into()]),
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some("get".into()),
+                    resource: Some("namespaces".into()),
+                    name: Some(name.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
+        let answer = api.create(&PostParams::default(), &review).await?;
+        Ok(answer.status.is_some_and(|s| s.allowed))
+    }
+
     pub async fn namespace(&self, name: &str) -> anyhow::Result<String> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let ns: Namespace = serde_json::from_value(serde_json::json!({

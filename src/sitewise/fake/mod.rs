@@ -1,14 +1,17 @@
-//! An in-memory [`SiteWise`] for unit tests: assets, hierarchy links, an asynchronous
-//! DELETING -> gone transition, clientToken replay, scripted failures and a journal of calls.
+//! An in-memory [`SiteWise`] for unit tests: models, assets, hierarchy links, tags,
+//! asynchronous CREATING/UPDATING -> ACTIVE and DELETING -> gone transitions, clientToken
+//! replay, scripted failures and a journal of calls. The calls themselves are in [`calls`].
 //! It follows the same rules as the emulator (see `emulator/src/rules.rs`) so that unit tests
 //! and end-to-end tests agree on what SiteWise does.
 
-use std::collections::{HashMap, VecDeque};
+mod calls;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    AssetDescription, AssetState, AssociatedAsset, Direction, ErrorKind, Operation, SiteWise,
-    SiteWiseError, SiteWiseResult,
+    AssetDescription, AssetState, ErrorKind, Hierarchy, Operation, Property, SiteWiseError,
+    SiteWiseResult,
 };
 
 /// One call the fake received.
@@ -27,9 +30,18 @@ pub struct Call {
 #[derive(Clone, Debug)]
 struct FakeAsset {
     description: AssetDescription,
+    /// Describes still answered with the transitional state (CREATING, UPDATING, DELETING)
+    /// before the transition a call started completes; `None` when no call started one.
+    polls_left: Option<u32>,
+    tags: BTreeMap<String, String>,
+}
+
+/// A model: the hierarchies and properties its assets get.
+#[derive(Clone, Debug, Default)]
+struct FakeModel {
     external_id: Option<String>,
-    /// Describes still answered with DELETING before the asset disappears.
-    deleting_polls_left: u32,
+    hierarchies: Vec<Hierarchy>,
+    properties: Vec<Property>,
 }
 
 #[derive(Default)]
@@ -44,7 +56,11 @@ struct State {
     /// Assets removed right before the next call of an operation is handled.
     vanish_on: Vec<(Operation, String)>,
     journal: Vec<Call>,
-    deleting_polls: u32,
+    /// Polls a new transition (create, update, delete) stays in its transitional state.
+    transition_polls: u32,
+    models: HashMap<String, FakeModel>,
+    /// Asset updates counted for `last_update`.
+    updates: u64,
 }
 
 /// The in-memory SiteWise. Cloning shares the same state.
@@ -63,30 +79,114 @@ impl FakeSiteWise {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Number of DescribeAsset calls that still see DELETING after a DeleteAsset.
+    /// Number of DescribeAsset calls that still see the transitional state (CREATING,
+    /// UPDATING, DELETING) after a call that starts one.
     pub fn set_deleting_polls(&self, polls: u32) {
-        self.lock().deleting_polls = polls;
+        self.lock().transition_polls = polls;
+    }
+
+    /// Adds a model whose assets get `hierarchies` and `properties` (`(id, name)` pairs; the
+    /// external ID of each is its name).
+    pub fn add_model(
+        &self,
+        id: &str,
+        external_id: Option<&str>,
+        hierarchies: &[(&str, &str)],
+        properties: &[(&str, &str)],
+    ) {
+        let model = FakeModel {
+            external_id: external_id.map(str::to_string),
+            hierarchies: hierarchies
+                .iter()
+                .map(|(id, name)| Hierarchy {
+                    id: id.to_string(),
+                    external_id: Some(name.to_string()),
+                    name: name.to_string(),
+                })
+                .collect(),
+            properties: properties
+                .iter()
+                .map(|(id, name)| Property {
+                    id: id.to_string(),
+                    external_id: Some(name.to_string()),
+                    name: name.to_string(),
+                    ..Property::default()
+                })
+                .collect(),
+        };
+        self.lock().models.insert(id.to_string(), model);
     }
 
     /// Adds an ACTIVE asset with the given hierarchies.
     pub fn add_asset(&self, id: &str, external_id: Option<&str>, hierarchy_ids: &[&str]) {
         let description = AssetDescription {
             id: id.to_string(),
-            arn: format!("arn:aws:iotsitewise:us-east-1:123456789012:asset/{id}"),
+            arn: arn_of(id),
             name: format!("asset {id}"),
+            external_id: external_id.map(str::to_string),
             model_id: "00000000-0000-4000-8000-00000000000m".to_string(),
             state: AssetState::Active,
-            error: None,
-            hierarchy_ids: hierarchy_ids.iter().map(|h| h.to_string()).collect(),
+            hierarchies: hierarchy_ids
+                .iter()
+                .map(|h| Hierarchy {
+                    id: h.to_string(),
+                    external_id: None,
+                    name: h.to_string(),
+                })
+                .collect(),
+            last_update: "0".into(),
+            ..AssetDescription::default()
         };
         self.lock().assets.insert(
             id.to_string(),
             FakeAsset {
                 description,
-                external_id: external_id.map(str::to_string),
-                deleting_polls_left: 0,
+                polls_left: None,
+                tags: BTreeMap::new(),
             },
         );
+    }
+
+    /// The asset as SiteWise would describe it now (no call is journaled).
+    pub fn asset(&self, id: &str) -> Option<AssetDescription> {
+        self.lock().assets.get(id).map(|a| a.description.clone())
+    }
+
+    /// Changes an asset out of band (as a person in the console would).
+    pub fn edit(&self, id: &str, edit: impl FnOnce(&mut AssetDescription)) {
+        let mut st = self.lock();
+        st.updates += 1;
+        let version = st.updates.to_string();
+        if let Some(asset) = st.assets.get_mut(id) {
+            edit(&mut asset.description);
+            asset.description.last_update = version;
+        }
+    }
+
+    pub fn tags(&self, id: &str) -> BTreeMap<String, String> {
+        self.lock()
+            .assets
+            .get(id)
+            .map(|a| a.tags.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn set_tags(&self, id: &str, tags: &[(&str, &str)]) {
+        if let Some(asset) = self.lock().assets.get_mut(id) {
+            asset.tags = tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
+    }
+
+    /// Puts an asset in FAILED with error details (as SiteWise does when a change fails).
+    pub fn fail(&self, id: &str, code: &str, message: &str) {
+        if let Some(asset) = self.lock().assets.get_mut(id) {
+            asset.description.state = AssetState::Failed;
+            asset.description.error = Some((code.into(), message.into()));
+            asset.polls_left = None;
+        }
     }
 
     pub fn link(&self, parent: &str, hierarchy: &str, child: &str) {
@@ -114,6 +214,7 @@ impl FakeSiteWise {
             ErrorKind::Throttled => "ThrottlingException",
             ErrorKind::Conflict => "ConflictingOperationException",
             ErrorKind::NotFound => "ResourceNotFoundException",
+            ErrorKind::AlreadyExists => "ResourceAlreadyExistsException",
             ErrorKind::Unavailable => "InternalFailureException",
             ErrorKind::InvalidRequest => "InvalidRequestException",
             ErrorKind::Permanent => "AccessDeniedException",
@@ -171,27 +272,60 @@ impl FakeSiteWise {
     }
 }
 
+pub(crate) fn arn_of(id: &str) -> String {
+    format!("arn:aws:iotsitewise:us-east-1:123456789012:asset/{id}")
+}
+
+fn not_found(operation: Operation, what: &str) -> SiteWiseError {
+    SiteWiseError::new(
+        operation,
+        ErrorKind::NotFound,
+        "ResourceNotFoundException",
+        format!("{what} does not exist"),
+    )
+}
+
 impl State {
     fn resolve(&self, operation: Operation, reference: &str) -> SiteWiseResult<String> {
         let found = match reference.strip_prefix("externalId:") {
             Some(ext) => self
                 .assets
                 .iter()
-                .find(|(_, a)| a.external_id.as_deref() == Some(ext))
+                .find(|(_, a)| a.description.external_id.as_deref() == Some(ext))
                 .map(|(id, _)| id.clone()),
             None => self
                 .assets
                 .contains_key(reference)
                 .then(|| reference.into()),
         };
-        found.ok_or_else(|| {
-            SiteWiseError::new(
-                operation,
-                ErrorKind::NotFound,
-                "ResourceNotFoundException",
-                format!("Asset {reference} does not exist"),
-            )
-        })
+        found.ok_or_else(|| not_found(operation, &format!("Asset {reference}")))
+    }
+
+    fn resolve_model(&self, operation: Operation, reference: &str) -> SiteWiseResult<String> {
+        let found = match reference.strip_prefix("externalId:") {
+            Some(ext) => self
+                .models
+                .iter()
+                .find(|(_, m)| m.external_id.as_deref() == Some(ext))
+                .map(|(id, _)| id.clone()),
+            None => self
+                .models
+                .contains_key(reference)
+                .then(|| reference.into()),
+        };
+        found.ok_or_else(|| not_found(operation, &format!("Asset model {reference}")))
+    }
+
+    /// Starts a transition of `id` to `state`, completed after the configured polls.
+    fn start_transition(&mut self, id: &str, state: AssetState) {
+        self.updates += 1;
+        let version = self.updates.to_string();
+        let polls = self.transition_polls;
+        if let Some(asset) = self.assets.get_mut(id) {
+            asset.description.state = state;
+            asset.description.last_update = version;
+            asset.polls_left = Some(polls);
+        }
     }
 
     fn scripted_failure(&mut self, operation: Operation, target: &str) -> Option<SiteWiseError> {
@@ -228,11 +362,11 @@ impl State {
 
     /// True when `token` was already used for exactly `fingerprint` (a replay); an error when
     /// it was used with other parameters. Only successful calls are remembered (`remember`).
-    fn replayed(&self, token: &str, fingerprint: &str) -> SiteWiseResult<bool> {
+    fn replayed(&self, op: Operation, token: &str, fingerprint: &str) -> SiteWiseResult<bool> {
         match self.seen_tokens.get(token) {
             Some(seen) if seen == fingerprint => Ok(true),
             Some(_) => Err(SiteWiseError::new(
-                Operation::DeleteAsset,
+                op,
                 ErrorKind::InvalidRequest,
                 "InvalidRequestException",
                 "clientToken reused with different parameters",
@@ -269,180 +403,3 @@ impl State {
     }
 }
 
-impl SiteWise for FakeSiteWise {
-    async fn describe_asset(&self, asset_id: &str) -> SiteWiseResult<AssetDescription> {
-        let mut st = self.lock();
-        let op = Operation::DescribeAsset;
-        let id = st.begin_read(op, asset_id)?;
-        let gone = {
-            let asset = st.assets.get_mut(&id).ok_or_else(|| {
-                SiteWiseError::new(op, ErrorKind::NotFound, "ResourceNotFoundException", "gone")
-            })?;
-            if asset.description.state == AssetState::Deleting {
-                if asset.deleting_polls_left == 0 {
-                    true
-                } else {
-                    asset.deleting_polls_left -= 1;
-                    false
-                }
-            } else {
-                false
-            }
-        };
-        if gone {
-            st.assets.remove(&id);
-            return Err(SiteWiseError::new(
-                op,
-                ErrorKind::NotFound,
-                "ResourceNotFoundException",
-                format!("Asset {id} does not exist"),
-            ));
-        }
-        Ok(st.assets[&id].description.clone())
-    }
-
-    async fn list_associated_assets(
-        &self,
-        asset_id: &str,
-        direction: Direction,
-        hierarchy_id: Option<&str>,
-    ) -> SiteWiseResult<Vec<AssociatedAsset>> {
-        let mut st = self.lock();
-        let op = Operation::ListAssociatedAssets;
-        let id = st.begin_read(op, asset_id)?;
-        let ids: Vec<String> = st
-            .links
-            .iter()
-            .filter(|(p, h, c)| match direction {
-                Direction::Child => *p == id && hierarchy_id.is_none_or(|want| want == h),
-                Direction::Parent => *c == id,
-            })
-            .map(|(p, _, c)| match direction {
-                Direction::Child => c.clone(),
-                Direction::Parent => p.clone(),
-            })
-            .collect();
-        Ok(ids
-            .into_iter()
-            .map(|id| AssociatedAsset {
-                hierarchy_ids: st
-                    .assets
-                    .get(&id)
-                    .map(|a| a.description.hierarchy_ids.clone())
-                    .unwrap_or_default(),
-                id,
-            })
-            .collect())
-    }
-
-    async fn disassociate_assets(
-        &self,
-        parent_id: &str,
-        hierarchy_id: &str,
-        child_id: &str,
-        client_token: &str,
-    ) -> SiteWiseResult<()> {
-        let mut st = self.lock();
-        let op = Operation::DisassociateAssets;
-        let mut call = Call {
-            operation: op,
-            target: parent_id.into(),
-            child: Some(child_id.into()),
-            client_token: Some(client_token.into()),
-            effective: false,
-        };
-        if let Some(err) = st.scripted_failure(op, parent_id) {
-            st.record(call);
-            return Err(err);
-        }
-        let result = (|| {
-            let parent = st.resolve(op, parent_id)?;
-            let child = st.resolve(op, child_id)?;
-            let fingerprint = format!("Disassociate/{parent}/{hierarchy_id}/{child}");
-            if st.replayed(client_token, &fingerprint)? {
-                return Ok(false);
-            }
-            for id in [&parent, &child] {
-                if !st.assets[id].description.state.is_stable() {
-                    return Err(State::busy(op, &st.assets[id]));
-                }
-            }
-            let before = st.links.len();
-            st.links
-                .retain(|(p, h, c)| !(*p == parent && h == hierarchy_id && *c == child));
-            if st.links.len() == before {
-                return Err(SiteWiseError::new(
-                    op,
-                    ErrorKind::NotFound,
-                    "ResourceNotFoundException",
-                    format!("Asset {child} is not associated with {parent} in {hierarchy_id}"),
-                ));
-            }
-            st.remember(client_token, fingerprint);
-            Ok(true)
-        })();
-        call.effective = matches!(result, Ok(true));
-        st.record(call);
-        if result.is_ok()
-            && let Some(lost) = st.take_lost_response(op)
-        {
-            return Err(lost);
-        }
-        result.map(|_| ())
-    }
-
-    async fn delete_asset(&self, asset_id: &str, client_token: &str) -> SiteWiseResult<AssetState> {
-        let mut st = self.lock();
-        let op = Operation::DeleteAsset;
-        let mut call = Call {
-            operation: op,
-            target: asset_id.into(),
-            child: None,
-            client_token: Some(client_token.into()),
-            effective: false,
-        };
-        if let Some(err) = st.scripted_failure(op, asset_id) {
-            st.record(call);
-            return Err(err);
-        }
-        let polls = st.deleting_polls;
-        let result = (|| {
-            let id = st.resolve(op, asset_id)?;
-            let fingerprint = format!("Delete/{id}");
-            if st.replayed(client_token, &fingerprint)? {
-                return Ok((false, st.assets[&id].description.state.clone()));
-            }
-            let linked = st.links.iter().any(|(p, _, c)| *p == id || *c == id);
-            let asset = &st.assets[&id];
-            if asset.description.state == AssetState::Deleting {
-                return Ok((false, AssetState::Deleting));
-            }
-            if !asset.description.state.is_stable() {
-                return Err(State::busy(op, asset));
-            }
-            if linked {
-                return Err(SiteWiseError::new(
-                    op,
-                    ErrorKind::InvalidRequest,
-                    "InvalidRequestException",
-                    format!("Asset {id} is associated with other assets"),
-                ));
-            }
-            let asset = st.assets.get_mut(&id).ok_or_else(|| {
-                SiteWiseError::new(op, ErrorKind::NotFound, "ResourceNotFoundException", "gone")
-            })?;
-            asset.description.state = AssetState::Deleting;
-            asset.deleting_polls_left = polls;
-            st.remember(client_token, fingerprint);
-            Ok((true, AssetState::Deleting))
-        })();
-        call.effective = matches!(result, Ok((true, _)));
-        st.record(call);
-        if result.is_ok()
-            && let Some(lost) = st.take_lost_response(op)
-        {
-            return Err(lost);
-        }
-        result.map(|(_, state)| state)
-    }
-}

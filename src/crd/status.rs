@@ -1,99 +1,8 @@
-//! The `SiteWiseAsset` custom resource: its spec, status and the schema rules the API server
-//! enforces. The CRD YAML in `crds/` is generated from these types (`sitewise-operator crd`).
+//! The observed side of a `SiteWiseAsset`: what SiteWise reports, the ownership claim, the
+//! recorded parent link, conditions, and the progress of a deletion.
 
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-/// API group of every resource this operator serves.
-pub const API_GROUP: &str = "sitewise.operator.dev";
-
-/// Finalizer the controller keeps on every `SiteWiseAsset` until the asset is gone from
-/// SiteWise (or retained by policy).
-pub const FINALIZER: &str = "sitewise.operator.dev/asset-cleanup";
-
-/// Annotation that releases a resource whose deletion cannot finish (SiteWise unreachable,
-/// permissions gone) without touching the asset. Its value is the reason, recorded in a Warning
-/// event and the operator's log.
-pub const FORCE_ORPHAN_ANNOTATION: &str = "sitewise.operator.dev/force-orphan";
-
-/// Regular expression an `assetId` must match: a lowercase UUID, or `externalId:` followed by a
-/// SiteWise external ID (2 to 128 characters, first and last alphanumeric or `_`). The all-zero
-/// UUID is refused by a separate rule because Kubernetes patterns have no look-ahead.
-pub const ASSET_ID_PATTERN: &str = r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|externalId:[a-zA-Z0-9_][a-zA-Z0-9_.:-]*[a-zA-Z0-9_])$";
-
-/// A SiteWise asset owned by Kubernetes: while this resource exists the operator mirrors the
-/// asset's state into `status`; when it is deleted the operator detaches the asset from its
-/// hierarchy and deletes it in SiteWise (unless `deletionPolicy` is `Retain`).
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(
-    group = "sitewise.operator.dev",
-    version = "v1alpha1",
-    kind = "SiteWiseAsset",
-    plural = "sitewiseassets",
-    singular = "sitewiseasset",
-    shortname = "swa",
-    category = "sitewise",
-    namespaced,
-    status = "SiteWiseAssetStatus",
-    printcolumn = r#"{"name":"Asset ID","type":"string","jsonPath":".status.assetId"}"#,
-    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.deletionPolicy","priority":1}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
-#[serde(rename_all = "camelCase")]
-pub struct SiteWiseAssetSpec {
-    /// The SiteWise asset this resource owns: its UUID (lowercase, as SiteWise returns it) or
-    /// `externalId:<external id>`. It cannot be changed once set; to own another asset, create
-    /// another resource.
-    #[schemars(
-        length(min = 13, max = 139),
-        extend("x-kubernetes-validations" = [
-            {
-                "rule": "self.matches('^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|externalId:[a-zA-Z0-9_][a-zA-Z0-9_.:-]*[a-zA-Z0-9_])$')",
-                "message": "assetId must be a lowercase asset UUID (8-4-4-4-12 hex digits) or externalId:<id>, where <id> is 2-128 characters of letters, digits, '_', '-', '.', ':' that starts and ends with a letter, digit or '_'"
-            },
-            {
-                "rule": "self != '00000000-0000-0000-0000-000000000000'",
-                "message": "assetId must not be the all-zero UUID"
-            },
-            {
-                "rule": "self == oldSelf",
-                "message": "assetId is immutable; create a new SiteWiseAsset to own another asset"
-            }
-        ])
-    )]
-    pub asset_id: String,
-
-    /// What happens to the SiteWise asset when this resource is deleted. `Delete` (default)
-    /// disassociates its children, detaches it from its parent and deletes it; `Retain` leaves
-    /// the asset untouched in SiteWise.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
-}
-
-impl SiteWiseAsset {
-    /// The reason given in the force-orphan annotation, when set and not empty.
-    pub fn force_orphan_reason(&self) -> Option<&str> {
-        self.metadata
-            .annotations
-            .as_ref()?
-            .get(FORCE_ORPHAN_ANNOTATION)
-            .map(|r| r.trim())
-            .filter(|r| !r.is_empty())
-    }
-}
-
-/// What the operator does to the SiteWise asset when the resource is deleted.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub enum DeletionPolicy {
-    /// Disassociate children, detach from the parent, delete the asset and wait until it is gone.
-    #[default]
-    Delete,
-    /// Release the resource and leave the asset untouched in SiteWise.
-    Retain,
-}
 
 /// Observed state of the asset and of the operator's work on it.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -122,9 +31,51 @@ pub struct SiteWiseAssetStatus {
     /// `Terminal` (a permanent error needs a person) and `Deleting` (deletion in progress).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// How this resource holds its asset: `Created`, `Adopted`, or `NotOwned` (another
+    /// resource claims it; this one never changes or deletes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<Ownership>,
+    /// The resource that claims the asset, when it is not this one
+    /// (`<namespace>/<name>` and the claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+    /// The parent link this resource made, used directly when the asset is detached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_link: Option<ParentLinkStatus>,
+    /// Tag keys applied from `spec.tags`, so a key removed from the spec is removed from the asset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_tag_keys: Vec<String>,
     /// Progress of the deletion, present once the resource is being deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<DeletionProgress>,
+}
+
+/// How a resource holds its asset.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Ownership {
+    /// The operator created the asset for this resource.
+    Created,
+    /// The resource adopted an existing asset and claimed it.
+    Adopted,
+    /// Another resource claims the asset; this one only observes it.
+    NotOwned,
+}
+
+/// A parent link made by the operator.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentLinkStatus {
+    /// The parent asset's UUID.
+    pub parent_id: String,
+    /// The hierarchy's UUID.
+    pub hierarchy_id: String,
+    /// True once AssociateAssets succeeded (false while it is being made).
+    #[serde(default)]
+    pub associated: bool,
+    /// How often the link was found removed by someone else and made again; part of the
+    /// AssociateAssets clientToken so a new link is not taken for a replay.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
 }
 
 /// Error details SiteWise attaches to an asset's status.
@@ -185,6 +136,10 @@ pub struct DeletionProgress {
     /// detach is not taken by SiteWise for a replay of the earlier one.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub round: u32,
+    /// How many times SiteWise accepted DeleteAsset and then reported the asset FAILED; part
+    /// of the DeleteAsset clientToken, so the next attempt is a new request.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub delete_round: u32,
     /// When the deletion started (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,

@@ -1,0 +1,234 @@
+//! Reporting a deletion: the start (Ready turns False), the phase before each call, and the
+//! release of the finalizer with the event and log line that say what happened to the asset.
+
+use kube::runtime::controller::Action;
+
+use super::super::Context;
+use super::super::claim;
+use super::super::plan::{Observation, Step};
+use super::super::status::{self, Events, StatusWriter};
+use super::ensure_leader;
+use crate::crd::{DeletionPhase, DeletionProgress, Ownership, SiteWiseAsset};
+use crate::error::Result;
+use crate::sitewise::{ErrorKind, SiteWise};
+
+pub(super) async fn start_deletion(status: &StatusWriter) -> Result<()> {
+    let generation = status.generation();
+    status
+        .update(|s| {
+            let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+            if deletion.started_at.is_none() {
+                deletion.started_at = Some(jiff::Timestamp::now().to_string());
+            }
+            status::set_condition(
+                &mut s.conditions,
+                status::DELETING,
+                true,
+                "DeletionStarted",
+                "The resource is being deleted",
+                generation,
+            );
+            // Never ACTIVE and Ready for a resource on its way out.
+            status::set_condition(
+                &mut s.conditions,
+                status::READY,
+                false,
+                "Deleting",
+                "The resource is being deleted",
+                generation,
+            );
+        })
+        .await
+}
+
+/// Records the phase (and the call about to be made) before acting.
+pub(super) async fn progress(
+    status: &StatusWriter,
+    step: &Step,
+    observation: &Observation,
+    operation: Option<String>,
+) -> Result<()> {
+    let generation = status.generation();
+    let phase = step.phase();
+    let children = observation.children_remaining();
+    status
+        .update(|s| {
+            if let Observation::Present { state, .. } = observation {
+                s.state = Some(state.to_string());
+            }
+            let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+            deletion.phase = phase;
+            deletion.children_remaining = children;
+            deletion.current_operation = operation;
+            status::set_condition(
+                &mut s.conditions,
+                status::DELETING,
+                true,
+                &format!("{phase:?}"),
+                describe_phase(phase, children),
+                generation,
+            );
+        })
+        .await
+}
+
+fn describe_phase(phase: DeletionPhase, children: u32) -> String {
+    match phase {
+        DeletionPhase::Observing => "Reading the asset and its hierarchy".into(),
+        DeletionPhase::WaitingForStableState => {
+            "Waiting for the asset to become ACTIVE or FAILED".into()
+        }
+        DeletionPhase::DisassociatingChildren => format!("Disassociating {children} child assets"),
+        DeletionPhase::DetachingFromParent => "Detaching the asset from its parent".into(),
+        DeletionPhase::DeleteRequested => "DeleteAsset requested".into(),
+        DeletionPhase::AwaitingDeletion => "SiteWise is deleting the asset".into(),
+        DeletionPhase::Done => "Deletion finished".into(),
+    }
+}
+
+pub(super) async fn release<S: SiteWise>(
+    status: &StatusWriter,
+    events: &Events,
+    ctx: &Context<S>,
+    step: &Step,
+    obj: &SiteWiseAsset,
+) -> Result<Action> {
+    let before = status.snapshot();
+    let deleted_by_us = before.deletion.as_ref().is_some_and(|d| {
+        matches!(
+            d.phase,
+            DeletionPhase::DeleteRequested | DeletionPhase::AwaitingDeletion
+        )
+    });
+    let declared = obj.declared_reference();
+    let asset = before.asset_id.clone().unwrap_or(declared);
+    if *step == Step::ReleaseRetained {
+        release_claim(ctx, obj, &before).await?;
+    }
+    let (reason, note, state) = match step {
+        Step::ReleaseRetained => (
+            "AssetRetained",
+            format!(
+                "deletionPolicy is Retain: asset {asset} left in SiteWise, this resource's claim removed"
+            ),
+            before.state.clone(),
+        ),
+        Step::ReleaseOrphaned => (
+            "AssetOrphaned",
+            format!(
+                "Released without deleting asset {asset} ({}) in SiteWise: {} says \"{}\". The asset and its links are left as they were.",
+                before.asset_arn.as_deref().unwrap_or("ARN unknown"),
+                crate::crd::FORCE_ORPHAN_ANNOTATION,
+                obj.force_orphan_reason().unwrap_or_default()
+            ),
+            before.state.clone(),
+        ),
+        Step::ReleaseNotOwned { holder } => (
+            "AssetNotOwned",
+            match holder.as_deref().or(before.claimed_by.as_deref()) {
+                Some(holder) => format!(
+                    "Released without touching asset {asset}: it is claimed by {holder}"
+                ),
+                None => format!(
+                    "Released without touching asset {asset}: this resource never adopted it"
+                ),
+            },
+            before.state.clone(),
+        ),
+        _ if deleted_by_us => (
+            "AssetDeleted",
+            format!("Asset {asset} is gone from SiteWise"),
+            Some("Deleted".to_string()),
+        ),
+        _ => (
+            "AssetAlreadyGone",
+            format!("Asset {asset} does not exist in SiteWise; nothing to delete"),
+            Some("NotFound".to_string()),
+        ),
+    };
+    tracing::info!(
+        asset_id = %asset,
+        outcome = reason,
+        "released: {note}"
+    );
+    let generation = status.generation();
+    status
+        .update(|s| {
+            s.state = state;
+            let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+            deletion.phase = DeletionPhase::Done;
+            deletion.current_operation = None;
+            deletion.children_remaining = 0;
+            status::set_condition(
+                &mut s.conditions,
+                status::DELETING,
+                true,
+                reason,
+                note.clone(),
+                generation,
+            );
+        })
+        .await?;
+    if reason == "AssetDeleted"
+        && let Some(started) = before
+            .deletion
+            .as_ref()
+            .and_then(|d| d.started_at.as_deref())
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    {
+        let seconds = (jiff::Timestamp::now() - started)
+            .total(jiff::Unit::Second)
+            .unwrap_or(0.0);
+        ctx.metrics.deletion_finished(seconds);
+    }
+    if *step == Step::ReleaseOrphaned {
+        tracing::warn!(
+            asset_id = %asset,
+            asset_arn = before.asset_arn.as_deref().unwrap_or_default(),
+            reason = obj.force_orphan_reason().unwrap_or_default(),
+            "asset orphaned on request: the resource is released, the asset stays in SiteWise"
+        );
+        ctx.metrics.orphaned();
+        events.warning(reason, note).await;
+    } else {
+        events.normal(reason, note).await;
+    }
+    Ok(Action::await_change())
+}
+
+/// `Retain` hands the asset back: the claim tags are removed when they are this resource's
+/// (an asset that is gone, or claimed by another, is left as it is).
+async fn release_claim<S: SiteWise>(
+    ctx: &Context<S>,
+    obj: &SiteWiseAsset,
+    before: &crate::crd::SiteWiseAssetStatus,
+) -> Result<()> {
+    let Some(arn) = &before.asset_arn else {
+        return Ok(());
+    };
+    if !matches!(
+        before.ownership,
+        Some(Ownership::Created | Ownership::Adopted)
+    ) {
+        return Ok(());
+    }
+    let uid = obj.metadata.uid.as_deref().unwrap_or_default();
+    let tags = match ctx.sitewise.list_tags(arn).await {
+        Ok(tags) => tags,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if claim::claim_state(&tags, &ctx.cluster_id, uid) != super::super::plan::ClaimState::Ours {
+        return Ok(());
+    }
+    ensure_leader(ctx)?;
+    let keys = vec![
+        claim::OWNER_TAG.to_string(),
+        claim::OWNER_RESOURCE_TAG.to_string(),
+    ];
+    match ctx.sitewise.untag_resource(arn, &keys).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,327 @@
+//! The `SiteWiseAsset` custom resource: its spec (adopt or create, declared fields, parent
+//! reference, deletion policy) and the schema rules the API server enforces. The status lives
+//! in [`status`]. The CRD YAML in `crds/` is generated from these types
+//! (`sitewise-operator crd`).
+
+mod status;
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use status::*;
+
+/// API group of every resource this operator serves.
+pub const API_GROUP: &str = "sitewise.operator.dev";
+
+/// Finalizer the controller keeps on every `SiteWiseAsset` until the asset is gone from
+/// SiteWise (or retained by policy).
+pub const FINALIZER: &str = "sitewise.operator.dev/asset-cleanup";
+
+/// Annotation that releases a resource whose deletion cannot finish (SiteWise unreachable,
+/// permissions gone) without touching the asset. Its value is the reason, recorded in a Warning
+/// event and the operator's log.
+pub const FORCE_ORPHAN_ANNOTATION: &str = "sitewise.operator.dev/force-orphan";
+
+/// Tag keys under this prefix belong to the operator (ownership claims); `spec.tags` may not
+/// use them.
+pub const RESERVED_TAG_PREFIX: &str = "sitewise.operator.dev/";
+
+/// Regular expression an asset or model reference must match: a lowercase UUID, or
+/// `externalId:` followed by a SiteWise external ID (2 to 128 characters, first and last
+/// alphanumeric or `_`). The all-zero UUID is refused by a separate rule because Kubernetes
+/// patterns have no look-ahead.
+pub const ASSET_ID_PATTERN: &str = r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|externalId:[a-zA-Z0-9_][a-zA-Z0-9_.:-]*[a-zA-Z0-9_])$";
+
+/// A SiteWise asset owned by Kubernetes. The resource either adopts an existing asset
+/// (`assetId`) or creates one from a model (`assetModelId`); either way the operator claims
+/// it with an ownership tag, applies the declared fields, links it under its parent, and on
+/// deletion detaches and deletes it (unless `deletionPolicy` is `Retain`).
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "sitewise.operator.dev",
+    version = "v1alpha1",
+    kind = "SiteWiseAsset",
+    plural = "sitewiseassets",
+    singular = "sitewiseasset",
+    shortname = "swa",
+    category = "sitewise",
+    namespaced,
+    status = "SiteWiseAssetStatus",
+    printcolumn = r#"{"name":"Asset ID","type":"string","jsonPath":".status.assetId"}"#,
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Ownership","type":"string","jsonPath":".status.ownership","priority":1}"#,
+    printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.deletionPolicy","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.assetId) != has(self.assetModelId)",
+        "message": "set exactly one of spec.assetId (adopt an existing asset) or spec.assetModelId (create a new asset from that model)"
+    },
+    {
+        "rule": "has(self.assetId) == has(oldSelf.assetId)",
+        "message": "a resource cannot switch between adopting (spec.assetId) and creating (spec.assetModelId); create a new SiteWiseAsset instead"
+    }
+]))]
+#[serde(rename_all = "camelCase")]
+pub struct SiteWiseAssetSpec {
+    /// Adopt: the existing asset this resource owns, by UUID (lowercase, as SiteWise returns it)
+    /// or `externalId:<external id>`. The UUID it first resolves to is pinned in
+    /// `status.assetId`. Cannot be changed once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 13, max = 139),
+        extend("x-kubernetes-validations" = [
+            {
+                "rule": "self.matches('^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|externalId:[a-zA-Z0-9_][a-zA-Z0-9_.:-]*[a-zA-Z0-9_])$')",
+                "message": "assetId must be a lowercase asset UUID (8-4-4-4-12 hex digits) or externalId:<id>, where <id> is 2-128 characters of letters, digits, '_', '-', '.', ':' that starts and ends with a letter, digit or '_'"
+            },
+            {
+                "rule": "self != '00000000-0000-0000-0000-000000000000'",
+                "message": "assetId must not be the all-zero UUID"
+            },
+            {
+                "rule": "self == oldSelf",
+                "message": "assetId is immutable; create a new SiteWiseAsset to own another asset"
+            }
+        ])
+    )]
+    pub asset_id: Option<String>,
+
+    /// Create: the asset model to create the asset from, by UUID or `externalId:<id>`. The
+    /// asset gets an ID derived from this resource's UID, so a retry or a restart can never
+    /// create a second one. Cannot be changed once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 13, max = 139),
+        extend("x-kubernetes-validations" = [
+            {
+                "rule": "self.matches('^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|externalId:[a-zA-Z0-9_][a-zA-Z0-9_.:-]*[a-zA-Z0-9_])$')",
+                "message": "assetModelId must be a lowercase model UUID (8-4-4-4-12 hex digits) or externalId:<id>, where <id> is 2-128 characters of letters, digits, '_', '-', '.', ':' that starts and ends with a letter, digit or '_'"
+            },
+            {
+                "rule": "self == oldSelf",
+                "message": "assetModelId is immutable: SiteWise cannot move an asset to another model"
+            }
+        ])
+    )]
+    pub asset_model_id: Option<String>,
+
+    /// The asset's name in SiteWise. When creating, defaults to the resource name. When
+    /// adopting, the name is managed only if set here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 256),
+        extend("x-kubernetes-validations" = [{
+            "rule": "!self.matches('[[:cntrl:]]')",
+            "message": "name must not contain control characters"
+        }])
+    )]
+    pub name: Option<String>,
+
+    /// The asset's description; managed only if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 2048),
+        extend("x-kubernetes-validations" = [{
+            "rule": "!self.matches('[[:cntrl:]]')",
+            "message": "description must not contain control characters"
+        }])
+    )]
+    pub description: Option<String>,
+
+    /// The asset's external ID (without the `externalId:` prefix). SiteWise never changes an
+    /// external ID once set, so neither can this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 2, max = 128),
+        extend("x-kubernetes-validations" = [
+            {
+                "rule": "self.matches('^[a-zA-Z0-9_][a-zA-Z0-9_.:-]*[a-zA-Z0-9_]$')",
+                "message": "externalId must be 2-128 characters of letters, digits, '_', '-', '.', ':' that starts and ends with a letter, digit or '_' (no externalId: prefix here)"
+            },
+            {
+                "rule": "self == oldSelf",
+                "message": "externalId cannot be changed once set: SiteWise external IDs are permanent"
+            }
+        ])
+    )]
+    pub external_id: Option<String>,
+
+    /// Declared settings of the asset's properties; properties not listed are not managed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500))]
+    pub properties: Vec<PropertySpec>,
+
+    /// Tags the asset carries. Keys under `sitewise.operator.dev/` are the operator's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend(
+        "maxProperties" = 48,
+        "x-kubernetes-validations" = [
+            {
+                "rule": "self.all(k, !k.startsWith('sitewise.operator.dev/'))",
+                "message": "tag keys under sitewise.operator.dev/ are reserved for the operator's ownership claim"
+            },
+            {
+                "rule": "self.all(k, size(k) >= 1 && size(k) <= 128 && size(self[k]) <= 256)",
+                "message": "tag keys must be 1-128 characters and values at most 256"
+            }
+        ]
+    ))]
+    pub tags: BTreeMap<String, String>,
+
+    /// The asset's parent in the SiteWise hierarchy. Setting it links the asset under the
+    /// parent once both are ACTIVE; changing it moves the asset; removing it detaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRef>,
+
+    /// What happens to the SiteWise asset when this resource is deleted. `Delete` (default)
+    /// disassociates its children, detaches it from its parent and deletes it; `Retain` leaves
+    /// the asset in SiteWise and removes this resource's ownership claim.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// Declared settings of one asset property.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertySpec {
+    /// The property: its name in the model, `externalId:<id>`, or its UUID.
+    #[schemars(length(min = 1, max = 256))]
+    pub property: String,
+    /// Alias for the property's data stream (e.g. `/lyon/press-7/temperature`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1000))]
+    pub alias: Option<String>,
+    /// Unit of the property's values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub unit: Option<String>,
+    /// Whether property value notifications are published (MQTT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_state: Option<NotificationState>,
+}
+
+/// MQTT notification state of a property.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum NotificationState {
+    Enabled,
+    Disabled,
+}
+
+impl NotificationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "ENABLED",
+            Self::Disabled => "DISABLED",
+        }
+    }
+}
+
+/// The parent an asset is linked under.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.name) != has(self.assetId)",
+        "message": "parent needs exactly one of name (a SiteWiseAsset in this namespace) or assetId (an asset UUID or externalId:<id>)"
+    },
+    {
+        "rule": "!has(self.__namespace__)",
+        "message": "parent.namespace is not supported: a parent resource must be in the child's namespace; name an asset elsewhere by parent.assetId"
+    }
+]))]
+pub struct ParentRef {
+    /// Name of the parent `SiteWiseAsset` in the same namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: Option<String>,
+    /// Or the parent asset itself, by UUID or `externalId:<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 13, max = 139),
+        extend("x-kubernetes-validations" = [{
+            "rule": "self.matches('^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|externalId:[a-zA-Z0-9_][a-zA-Z0-9_.:-]*[a-zA-Z0-9_])$')",
+            "message": "parent.assetId must be a lowercase asset UUID or externalId:<id>"
+        }])
+    )]
+    pub asset_id: Option<String>,
+    /// The hierarchy of the parent's model to link under: its name, `externalId:<id>`, or UUID.
+    #[schemars(length(min = 1, max = 256))]
+    pub hierarchy: String,
+    /// Not supported; present only so that setting it is refused with an explanation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// How a parent is named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParentTarget<'a> {
+    Resource(&'a str),
+    Asset(&'a str),
+}
+
+impl ParentRef {
+    pub fn target(&self) -> Option<ParentTarget<'_>> {
+        match (&self.name, &self.asset_id) {
+            (Some(name), None) => Some(ParentTarget::Resource(name)),
+            (None, Some(id)) => Some(ParentTarget::Asset(id)),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the resource adopts an existing asset or creates one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode<'a> {
+    Adopt { reference: &'a str },
+    Create { model: &'a str },
+}
+
+impl SiteWiseAsset {
+    /// The reason given in the force-orphan annotation, when set and not empty.
+    pub fn force_orphan_reason(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()?
+            .get(FORCE_ORPHAN_ANNOTATION)
+            .map(|r| r.trim())
+            .filter(|r| !r.is_empty())
+    }
+
+    /// Adopt or create. The schema guarantees exactly one of the two; should an object
+    /// without either reach the operator (schema bypassed), it is treated as adopting
+    /// nothing, which is refused later with a readable message.
+    pub fn mode(&self) -> Option<Mode<'_>> {
+        match (&self.spec.asset_id, &self.spec.asset_model_id) {
+            (Some(reference), None) => Some(Mode::Adopt { reference }),
+            (None, Some(model)) => Some(Mode::Create { model }),
+            _ => None,
+        }
+    }
+
+    /// The reference a person reads in messages: `spec.assetId`, or the model for created assets.
+    pub fn declared_reference(&self) -> String {
+        match self.mode() {
+            Some(Mode::Adopt { reference }) => reference.to_string(),
+            Some(Mode::Create { model }) => format!("(created from model {model})"),
+            None => "(none)".to_string(),
+        }
+    }
+}
+
+/// What the operator does to the SiteWise asset when the resource is deleted.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Disassociate children, detach from the parent, delete the asset and wait until it is gone.
+    #[default]
+    Delete,
+    /// Release the resource and leave the asset in SiteWise (its ownership claim is removed).
+    Retain,
+}
