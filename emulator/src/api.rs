@@ -34,6 +34,10 @@ pub fn routes() -> Router<Shared> {
         .route("/assets/{id}/disassociate", post(disassociate_assets))
         .route("/assets/{id}/hierarchies", get(list_associated_assets))
         .route(
+            "/assets/{id}/properties/{property}",
+            axum::routing::put(update_asset_property),
+        )
+        .route(
             "/tags",
             post(tag_resource).delete(untag_resource).get(list_tags),
         )
@@ -104,6 +108,12 @@ async fn serve(
         tokio::time::sleep(latency).await;
     }
     let result = crate::lock(store).execute(op, call, run);
+    // The call took effect; its answer is held back (a client that gives up or dies meanwhile
+    // never learns the outcome, as with a lost response from AWS).
+    let late = crate::lock(store).settings.faults.answer_delay(op);
+    if late > Duration::ZERO {
+        tokio::time::sleep(late).await;
+    }
     match result {
         Ok(reply) => reply_response(reply),
         Err(err) => err.into_response(),
@@ -163,12 +173,39 @@ async fn create_asset(State(store): State<Shared>, bytes: Bytes) -> Response {
     serve(&store, Op::CreateAsset, call, |s| s.create_asset(&body?)).await
 }
 
-async fn describe_asset(State(store): State<Shared>, Path(id): Path<String>) -> Response {
+async fn describe_asset(
+    State(store): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let query = query_map(&query_pairs(q));
+    let exclude = query.get("excludeProperties").map(String::as_str) == Some("true");
     let call = Call {
         target: Some(id.clone()),
         ..Default::default()
     };
-    serve(&store, Op::DescribeAsset, call, |s| s.describe_asset(&id)).await
+    serve(&store, Op::DescribeAsset, call, |s| {
+        s.describe_asset(&id, exclude)
+    })
+    .await
+}
+
+async fn update_asset_property(
+    State(store): State<Shared>,
+    Path((id, property)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Response {
+    let body = json_body(&bytes);
+    let call = Call {
+        target: Some(id.clone()),
+        child: Some(property.clone()),
+        client_token: body_token(&body),
+        fingerprint: fingerprint(&format!("{id}/{property}"), &body),
+    };
+    serve(&store, Op::UpdateAssetProperty, call, |s| {
+        s.update_asset_property(&id, &property, &body?)
+    })
+    .await
 }
 
 async fn update_asset(

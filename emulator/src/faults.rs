@@ -1,5 +1,6 @@
 //! Fault injection: per-operation probabilities of ThrottlingException,
-//! InternalFailureException and ConflictingOperationException plus added latency, and
+//! InternalFailureException and ConflictingOperationException, added latency before a call and
+//! a delayed answer after it took effect, and
 //! scripted faults ("the next N DeleteAsset calls on asset X fail with Y").
 
 use std::collections::BTreeMap;
@@ -20,6 +21,9 @@ pub struct OpFaults {
     pub conflict: f64,
     #[serde(with = "crate::config::duration_millis")]
     pub latency: Duration,
+    /// Delay after the call took effect and before it is answered.
+    #[serde(with = "crate::config::duration_millis")]
+    pub answer_delay: Duration,
 }
 
 /// A fault that hits the next `count` matching calls.
@@ -58,6 +62,10 @@ impl FaultConfig {
 
     pub fn latency(&self, op: Op) -> Duration {
         self.for_op(op).map(|f| f.latency).unwrap_or_default()
+    }
+
+    pub fn answer_delay(&self, op: Op) -> Duration {
+        self.for_op(op).map(|f| f.answer_delay).unwrap_or_default()
     }
 
     /// The fault to answer with, if any: scripted faults first (consumed), then the random ones.

@@ -60,7 +60,8 @@ struct Args {
     #[arg(long, default_value = "8h", value_parser = parse_duration)]
     token_retention: Duration,
     /// Random faults of one operation (or `*`), e.g.
-    /// `DeleteAsset:throttle=0.2,internal=0.05,conflict=0.1,latency=50ms`. Repeatable.
+    /// `DeleteAsset:throttle=0.2,internal=0.05,conflict=0.1,latency=50ms,late=2s` (`late`: the
+    /// call takes effect, its answer comes that much later). Repeatable.
     #[arg(long = "fault", value_parser = parse_fault)]
     faults: Vec<(String, OpFaults)>,
     /// JSON file with a fault configuration (see the README), merged before --fault.
@@ -110,9 +111,10 @@ fn parse_fault(s: &str) -> Result<(String, OpFaults), String> {
             "internal" => faults.internal_failure = prob()?,
             "conflict" => faults.conflict = prob()?,
             "latency" => faults.latency = parse_duration(value)?,
+            "late" => faults.answer_delay = parse_duration(value)?,
             _ => {
                 return Err(format!(
-                    "unknown fault '{key}' (throttle, internal, conflict, latency)"
+                    "unknown fault '{key}' (throttle, internal, conflict, latency, late)"
                 ));
             }
         }
@@ -198,6 +200,8 @@ mod tests {
         assert_eq!(op, "DeleteAsset");
         assert_eq!(f.throttle, 0.2);
         assert_eq!(f.latency, Duration::from_millis(50));
+        let (_, f) = parse_fault("CreateAsset:late=2s").expect("valid");
+        assert_eq!(f.answer_delay, Duration::from_secs(2));
         assert!(parse_fault("DeleteAsset:throttle=2").is_err());
         assert!(parse_fault("DeleteAsset").is_err());
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));

@@ -67,3 +67,20 @@ pub fn token_reused(token: &str) -> ApiError {
         format!("clientToken {token} was already used with different parameters"),
     )
 }
+
+/// A property alias already used by another property. Aliases identify data streams, so
+/// SiteWise keeps them unique in an account and Region; UpdateAssetProperty models no
+/// ResourceAlreadyExistsException, so the refusal is an InvalidRequestException.
+pub fn alias_taken(alias: &str, asset_id: &str, property_id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidRequestException,
+        format!("The alias {alias} is already used by property {property_id} of asset {asset_id}"),
+    )
+}
+
+/// The state UpdateAssetProperty puts the asset in: UPDATING (for the configured update delay),
+/// like UpdateAsset. The reference is silent; a client that waits for ACTIVE after any change
+/// works either way.
+pub fn property_update_state() -> &'static str {
+    "UPDATING"
+}

@@ -26,6 +26,8 @@ pub struct SeedModel {
     pub id: Option<String>,
     pub external_id: Option<String>,
     pub hierarchies: Vec<SeedHierarchy>,
+    /// Property definitions, as `assetModelProperties` of CreateAssetModel.
+    pub properties: Vec<Value>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -84,7 +86,11 @@ pub fn apply(store: &mut Store, seed: &Seed) -> ApiResult<Seeded> {
                 v
             })
             .collect();
-        let mut body = json!({"assetModelName": m.name, "assetModelHierarchies": hierarchies});
+        let mut body = json!({
+            "assetModelName": m.name,
+            "assetModelHierarchies": hierarchies,
+            "assetModelProperties": m.properties,
+        });
         if let Some(id) = &m.id {
             body["assetModelId"] = json!(id);
         }
