@@ -142,9 +142,7 @@ pub struct RunArgs {
 /// A cluster ID goes into a tag value (`<cluster id>/<resource UID>`, at most 256 characters):
 /// 1 to 128 characters without '/' or white space.
 pub fn parse_cluster_id(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 128
-        && s.chars().all(|c| !c.is_whitespace() && c != '/');
+    let ok = !s.is_empty() && s.len() <= 128 && s.chars().all(|c| !c.is_whitespace() && c != '/');
     if ok {
         Ok(s.to_string())
     } else {

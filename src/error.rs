@@ -32,7 +32,9 @@ pub enum Error {
     MissingMetadata(&'static str),
 
     /// SiteWise accepted DeleteAsset and then failed the deletion, round after round.
-    #[error("SiteWise failed the deletion of asset {asset_id} {rounds} times (last: {detail}); fix the cause in SiteWise, or release the resource without deleting the asset with the annotation sitewise.operator.dev/force-orphan=\"<reason>\"")]
+    #[error(
+        "SiteWise failed the deletion of asset {asset_id} {rounds} times (last: {detail}); fix the cause in SiteWise, or release the resource without deleting the asset with the annotation sitewise.operator.dev/force-orphan=\"<reason>\""
+    )]
     DeletionFailed {
         asset_id: String,
         rounds: u32,

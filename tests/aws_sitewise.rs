@@ -10,7 +10,11 @@ use sitewise_emulator::faults::ScriptedFault;
 use sitewise_emulator::ops::Op;
 use sitewise_emulator::seed::{Seed, SeedAsset, SeedHierarchy, SeedModel};
 use sitewise_operator::sitewise::aws::{AwsSiteWise, emulator_client};
-use sitewise_operator::sitewise::{AssetState, Direction, ErrorKind, SiteWise};
+use std::collections::BTreeMap;
+
+use sitewise_operator::sitewise::{
+    AssetState, AssetUpdate, Direction, ErrorKind, NewAsset, PropertySettings, SiteWise,
+};
 
 const TOKEN: &str = "3c1d7a9e-2b4f-4e6a-8c0d-9f1e2a3b4c5d";
 
@@ -29,6 +33,10 @@ async fn line_with_machines(machines: usize) -> (Emulator, AwsSiteWise) {
             SeedModel {
                 name: "Machine".into(),
                 external_id: Some("machine".into()),
+                properties: vec![
+                    serde_json::json!({"name": "Temperature", "externalId": "temp",
+                    "dataType": "DOUBLE", "unit": "C", "type": {"measurement": {}}}),
+                ],
                 ..Default::default()
             },
             SeedModel {
@@ -71,9 +79,12 @@ async fn describes_lists_every_page_and_deletes() {
         .await
         .expect("describe");
     assert_eq!(line.state, AssetState::Active);
-    assert_eq!(line.hierarchy_ids.len(), 1);
+    let hierarchy = line.hierarchies[0].id.clone();
+    assert_eq!(line.hierarchies.len(), 1);
+    assert_eq!(line.hierarchies[0].external_id.as_deref(), Some("machines"));
+    assert_eq!(line.hierarchies[0].name, "Machines");
     let children = sw
-        .list_associated_assets(&line.id, Direction::Child, Some(&line.hierarchy_ids[0]))
+        .list_associated_assets(&line.id, Direction::Child, Some(&hierarchy))
         .await
         .expect("list");
     assert_eq!(children.len(), 260, "more than one 250-item page");
@@ -83,9 +94,9 @@ async fn describes_lists_every_page_and_deletes() {
         .expect("parent");
     assert_eq!(parent.len(), 1);
     assert_eq!(parent[0].id, line.id);
-    assert_eq!(parent[0].hierarchy_ids, line.hierarchy_ids);
+    assert_eq!(parent[0].hierarchy_ids, vec![hierarchy.clone()]);
 
-    sw.disassociate_assets(&line.id, &line.hierarchy_ids[0], &children[0].id, TOKEN)
+    sw.disassociate_assets(&line.id, &hierarchy, &children[0].id, TOKEN)
         .await
         .expect("disassociate");
     let state = sw
@@ -148,4 +159,105 @@ async fn an_unreachable_endpoint_is_a_retryable_failure() {
         .await
         .expect_err("refused");
     assert_eq!(err.kind, ErrorKind::Unavailable, "{err:?}");
+}
+
+#[tokio::test]
+async fn creates_updates_links_and_tags_an_asset() {
+    let (_emu, sw) = line_with_machines(0).await;
+    let own_id = "0e5f6a7b-8c9d-5e0f-a1b2-c3d4e5f6a7b8";
+    let tags = BTreeMap::from([("sitewise.operator.dev/owner".to_string(), "c/u".to_string())]);
+    let created = sw
+        .create_asset(
+            &NewAsset {
+                asset_id: own_id.into(),
+                model_id: "externalId:machine".into(),
+                name: "press".into(),
+                description: Some("a press".into()),
+                external_id: Some("press".into()),
+                tags: tags.clone(),
+            },
+            TOKEN,
+        )
+        .await
+        .expect("created");
+    assert_eq!(
+        (created.id.as_str(), created.state),
+        (own_id, AssetState::Creating)
+    );
+    let press = sw.describe_asset("externalId:press").await.expect("press");
+    assert_eq!(press.id, own_id);
+    assert_eq!(press.description.as_deref(), Some("a press"));
+    assert_eq!(press.external_id.as_deref(), Some("press"));
+    assert_eq!(sw.list_tags(&press.arn).await.expect("tags"), tags);
+
+    let state = sw
+        .update_asset(
+            own_id,
+            &AssetUpdate {
+                name: "press-7".into(),
+                description: None,
+                external_id: None,
+            },
+            TOKEN,
+        )
+        .await
+        .expect("updated");
+    assert_eq!(state, AssetState::Updating);
+    let settings = PropertySettings {
+        alias: Some("/lyon/press/temp".into()),
+        unit: Some("K".into()),
+        notification_state: Some("ENABLED".into()),
+    };
+    let temp = press.properties[0].id.clone();
+    sw.update_asset_property(own_id, &temp, &settings, TOKEN)
+        .await
+        .expect("property");
+    let press = sw.describe_asset(own_id).await.expect("press");
+    assert_eq!(press.name, "press-7");
+    // UpdateAsset without a description keeps it (the emulator's documented choice).
+    assert_eq!(press.description.as_deref(), Some("a press"));
+    let property = &press.properties[0];
+    assert_eq!(
+        (
+            property.alias.clone(),
+            property.unit.clone(),
+            property.notification_state.clone()
+        ),
+        (settings.alias, settings.unit, settings.notification_state)
+    );
+    assert_ne!(press.last_update, "0");
+
+    let line = sw.describe_asset("externalId:line").await.expect("line");
+    sw.associate_assets(&line.id, &line.hierarchies[0].id, own_id, TOKEN)
+        .await
+        .expect("linked");
+    let parents = sw
+        .list_associated_assets(own_id, Direction::Parent, None)
+        .await
+        .expect("parent");
+    assert_eq!(parents[0].id, line.id);
+
+    sw.tag_resource(&press.arn, &BTreeMap::from([("team".into(), "ops".into())]))
+        .await
+        .expect("tagged");
+    sw.untag_resource(&press.arn, &["sitewise.operator.dev/owner".into()])
+        .await
+        .expect("untagged");
+    assert_eq!(
+        sw.list_tags(&press.arn).await.expect("tags"),
+        BTreeMap::from([("team".to_string(), "ops".to_string())])
+    );
+    let err = sw
+        .create_asset(
+            &NewAsset {
+                asset_id: own_id.into(),
+                model_id: "externalId:machine".into(),
+                name: "again".into(),
+                ..NewAsset::default()
+            },
+            "5d2e3f4a-6b7c-4d8e-9f0a-1b2c3d4e5f6a",
+        )
+        .await
+        .expect_err("taken");
+    assert_eq!(err.kind, ErrorKind::AlreadyExists);
 }

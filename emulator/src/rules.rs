@@ -84,3 +84,9 @@ pub fn alias_taken(alias: &str, asset_id: &str, property_id: &str) -> ApiError {
 pub fn property_update_state() -> &'static str {
     "UPDATING"
 }
+
+/// UpdateAsset without `assetDescription` keeps the asset's description (the reference says
+/// only that the field is "a description for the asset"); to remove one, a client would have
+/// to be told otherwise. The operator always sends the description it wants kept, so it works
+/// under either reading.
+pub const UPDATE_WITHOUT_DESCRIPTION_KEEPS_IT: bool = true;

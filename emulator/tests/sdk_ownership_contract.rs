@@ -64,7 +64,10 @@ fn replays(emu: &Emulator, op: Op) -> usize {
 async fn create_asset_takes_the_callers_id_and_tags_and_replays_its_token() {
     let (emu, client, _) = setup(Timings::default()).await;
     let tags = HashMap::from([
-        ("sitewise.operator.dev/owner".to_string(), "c1/u1".to_string()),
+        (
+            "sitewise.operator.dev/owner".to_string(),
+            "c1/u1".to_string(),
+        ),
         ("team".to_string(), "ops".to_string()),
     ]);
     let create = || {
@@ -79,7 +82,10 @@ async fn create_asset_takes_the_callers_id_and_tags_and_replays_its_token() {
     };
     let first = create().send().await.expect("created");
     assert_eq!(first.asset_id(), OWN_ID);
-    assert_eq!(first.asset_status().map(|s| s.state()), Some(&AssetState::Creating));
+    assert_eq!(
+        first.asset_status().map(|s| s.state()),
+        Some(&AssetState::Creating)
+    );
     // A retry with the same token and parameters is answered again, with no second asset.
     let again = create().send().await.expect("replayed");
     assert_eq!(again.asset_id(), OWN_ID);
@@ -136,8 +142,16 @@ async fn update_asset_property_overwrites_alias_notification_and_unit() {
         .send()
         .await
         .expect("updated");
-    let busy = client.describe_asset().asset_id(m1).send().await.expect("d");
-    assert_eq!(busy.asset_status().map(|s| s.state()), Some(&AssetState::Updating));
+    let busy = client
+        .describe_asset()
+        .asset_id(m1)
+        .send()
+        .await
+        .expect("d");
+    assert_eq!(
+        busy.asset_status().map(|s| s.state()),
+        Some(&AssetState::Updating)
+    );
     // While UPDATING, another change is a conflict.
     let err = update(None, TOKEN_B).send().await.expect_err("busy");
     assert!(matches!(
@@ -145,7 +159,12 @@ async fn update_asset_property_overwrites_alias_notification_and_unit() {
         Some(UpdateAssetPropertyError::ConflictingOperationException(_))
     ));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let active = client.describe_asset().asset_id(m1).send().await.expect("d");
+    let active = client
+        .describe_asset()
+        .asset_id(m1)
+        .send()
+        .await
+        .expect("d");
     let temp = active
         .asset_properties()
         .iter()
@@ -167,7 +186,12 @@ async fn update_asset_property_overwrites_alias_notification_and_unit() {
         .await
         .expect("cleared");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let cleared = client.describe_asset().asset_id(m1).send().await.expect("d");
+    let cleared = client
+        .describe_asset()
+        .asset_id(m1)
+        .send()
+        .await
+        .expect("d");
     let temp = &cleared.asset_properties()[0];
     assert_eq!((temp.alias(), temp.unit()), (None, Some("C")));
     assert_eq!(
@@ -226,7 +250,11 @@ async fn tags_are_added_replaced_and_removed() {
         .expect("d")
         .asset_arn()
         .to_string();
-    for (k, v) in [("a", "1"), ("sitewise.operator.dev/owner", "c/u"), ("a", "2")] {
+    for (k, v) in [
+        ("a", "1"),
+        ("sitewise.operator.dev/owner", "c/u"),
+        ("a", "2"),
+    ] {
         client
             .tag_resource()
             .resource_arn(&arn)

@@ -63,14 +63,10 @@ pub fn claim_value(cluster_id: &str, uid: &str) -> String {
 /// The tags that claim an asset for `obj`.
 pub fn claim_tags(cluster_id: &str, obj: &SiteWiseAsset) -> BTreeMap<String, String> {
     let uid = obj.metadata.uid.as_deref().unwrap_or_default();
-    let resource: String = format!(
-        "{}/{}",
-        obj.namespace().unwrap_or_default(),
-        obj.name_any()
-    )
-    .chars()
-    .take(256)
-    .collect();
+    let resource: String = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+        .chars()
+        .take(256)
+        .collect();
     BTreeMap::from([
         (OWNER_TAG.to_string(), claim_value(cluster_id, uid)),
         (OWNER_RESOURCE_TAG.to_string(), resource),

@@ -12,8 +12,7 @@ use super::cleanup::cleanup;
 use super::status::{self, Events, RecordedEvent, StatusWriter};
 use super::{Context, Settings, settle};
 use crate::crd::{
-    DeletionPhase, DeletionPolicy, Ownership, SiteWiseAsset, SiteWiseAssetSpec,
-    SiteWiseAssetStatus,
+    DeletionPhase, DeletionPolicy, Ownership, SiteWiseAsset, SiteWiseAssetSpec, SiteWiseAssetStatus,
 };
 use crate::error::{Error, ErrorClass};
 use crate::metrics::Metrics;

@@ -23,9 +23,9 @@ use std::collections::BTreeMap;
 use aws_sdk_iotsitewise::types::PropertyNotificationState;
 
 use super::{
-    AssetDescription, AssetState, AssetUpdate, AssociatedAsset, CreatedAsset, Direction,
-    ErrorKind, Hierarchy, NewAsset, Operation, Property, PropertySettings, SiteWise,
-    SiteWiseError, SiteWiseResult,
+    AssetDescription, AssetState, AssetUpdate, AssociatedAsset, CreatedAsset, Direction, ErrorKind,
+    Hierarchy, NewAsset, Operation, Property, PropertySettings, SiteWise, SiteWiseError,
+    SiteWiseResult,
 };
 
 /// How the SDK client is built.

@@ -394,9 +394,9 @@ impl<D: Decorate> SiteWise for D {
         child_id: &str,
         client_token: &str,
     ) -> SiteWiseResult<()> {
-        let call = self
-            .inner()
-            .disassociate_assets(parent_id, hierarchy_id, child_id, client_token);
+        let call =
+            self.inner()
+                .disassociate_assets(parent_id, hierarchy_id, child_id, client_token);
         self.around(Operation::DisassociateAssets, call).await
     }
 
@@ -431,9 +431,9 @@ impl<D: Decorate> SiteWise for D {
         settings: &PropertySettings,
         client_token: &str,
     ) -> SiteWiseResult<()> {
-        let call = self
-            .inner()
-            .update_asset_property(asset_id, property_id, settings, client_token);
+        let call =
+            self.inner()
+                .update_asset_property(asset_id, property_id, settings, client_token);
         self.around(Operation::UpdateAssetProperty, call).await
     }
 

@@ -386,9 +386,9 @@ pub async fn restart_mid_deletion(env: &Env) -> anyhow::Result<()> {
     );
     let deletes = journal(&emu, Op::DeleteAsset);
     ensure!(
-        deletes
-            .iter()
-            .all(|e| e.client_token.as_deref() == Some(token::delete_asset(&uid, &line, 0).as_str()))
+        deletes.iter().all(
+            |e| e.client_token.as_deref() == Some(token::delete_asset(&uid, &line, 0).as_str())
+        )
     );
     ensure!(effective(&emu, Op::DeleteAsset).values().sum::<usize>() == 1);
     Ok(())

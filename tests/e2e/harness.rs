@@ -131,7 +131,10 @@ impl Env {
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: Some(OPERATOR_SA.into()),
-                groups: Some(vec!["system:serviceaccounts".into(), "system:authenticated".into()]),
+                groups: Some(vec![
+                    "system:serviceaccounts".into(),
+                    "system:authenticated".into(),
+                ]),
                 resource_attributes: Some(ResourceAttributes {
                     verb: Some("get".into()),
                     resource: Some("namespaces".into()),
@@ -244,32 +247,29 @@ impl Operator {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{log_name}.log"));
         // Each start has its own log file name; truncate what an earlier run left there.
         let file = std::fs::File::create(&log)?;
+        let kubeconfig = env.operator_kubeconfig.to_string_lossy().into_owned();
+        let defaults = [
+            ("--kubeconfig", kubeconfig.as_str()),
+            ("--namespace", namespace),
+            ("--sitewise-endpoint", endpoint),
+            ("--region", "us-east-1"),
+            ("--admin-addr", "127.0.0.1:0"),
+            ("--poll-interval", "300ms"),
+            ("--backoff-base", "300ms"),
+            ("--backoff-max", "3s"),
+            ("--conflict-backoff-max", "2s"),
+            ("--terminal-retry", "30s"),
+            ("--resync", "60s"),
+        ];
+        // A flag given in `extra_args` replaces its default.
+        let args: Vec<&str> = defaults
+            .iter()
+            .filter(|(flag, _)| !extra_args.contains(flag))
+            .flat_map(|(flag, value)| [*flag, *value])
+            .collect();
         let child = Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
-            .args([
-                "run",
-                "--kubeconfig",
-                &env.operator_kubeconfig.to_string_lossy(),
-                "--namespace",
-                namespace,
-                "--sitewise-endpoint",
-                endpoint,
-                "--region",
-                "us-east-1",
-                "--admin-addr",
-                "127.0.0.1:0",
-                "--poll-interval",
-                "300ms",
-                "--backoff-base",
-                "300ms",
-                "--backoff-max",
-                "3s",
-                "--conflict-backoff-max",
-                "2s",
-                "--terminal-retry",
-                "30s",
-                "--resync",
-                "60s",
-            ])
+            .arg("run")
+            .args(args)
             .args(extra_args)
             .env("AWS_ACCESS_KEY_ID", "emulator")
             .env("AWS_SECRET_ACCESS_KEY", "emulator")

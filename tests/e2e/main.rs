@@ -7,6 +7,7 @@
 
 mod cases;
 mod harness;
+mod ownership;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,9 +19,12 @@ type Case =
 
 macro_rules! case {
     ($name:ident) => {
+        case!(cases::$name)
+    };
+    ($module:ident::$name:ident) => {
         (
             stringify!($name),
-            (|env: Arc<harness::Env>| Box::pin(async move { cases::$name(&env).await })) as Case,
+            (|env: Arc<harness::Env>| Box::pin(async move { $module::$name(&env).await })) as Case,
         )
     };
 }
@@ -40,6 +44,14 @@ fn main() {
         case!(malformed_asset_id_is_refused),
         case!(rbac_is_least_privilege),
         case!(helm_chart_is_valid_and_matches_deploy),
+        case!(ownership::plant_created_from_spec_then_pruned),
+        case!(ownership::two_resources_on_one_asset),
+        case!(ownership::reused_external_id_is_never_followed),
+        case!(ownership::crash_between_create_and_status_write),
+        case!(ownership::rename_in_sitewise_is_corrected_at_resync),
+        case!(ownership::reparent_moves_the_child),
+        case!(ownership::failed_deletion_is_retried_with_a_new_token),
+        case!(ownership::bad_input_is_refused_or_explained),
     ];
     let selected = cases
         .iter()

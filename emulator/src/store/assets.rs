@@ -170,8 +170,10 @@ impl Store {
             if let Some(ext) = external_id {
                 asset.external_id = Some(ext.to_string());
             }
-            if let Some(d) = description {
-                asset.description = Some(d.to_string());
+            match description {
+                Some(d) => asset.description = Some(d.to_string()),
+                None if !rules::UPDATE_WITHOUT_DESCRIPTION_KEEPS_IT => asset.description = None,
+                None => {}
             }
             asset.state = "UPDATING".into();
             asset.updated = epoch_now();

@@ -459,6 +459,16 @@ impl Store {
             }
             Ok(reply)
         })();
+        // A create addresses no existing resource: the journal names the one it made.
+        let resolved_id = resolved_id.or_else(|| match &outcome {
+            Ok(reply) => reply.body.as_ref().and_then(|b| {
+                b.get("assetId")
+                    .or_else(|| b.get("assetModelId"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }),
+            Err(_) => None,
+        });
         let (status, error_code) = match &outcome {
             Ok(reply) => (reply.status.as_u16(), None),
             Err(e) => (e.code.status().as_u16(), Some(e.code.as_str().to_string())),

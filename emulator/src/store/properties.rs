@@ -173,9 +173,9 @@ impl Store {
             .models
             .get(&asset.model_id)
             .and_then(|m| {
-                m.properties
-                    .iter()
-                    .find(|d| d.get("id").and_then(Value::as_str) == Some(&asset.properties[index].id))
+                m.properties.iter().find(|d| {
+                    d.get("id").and_then(Value::as_str) == Some(&asset.properties[index].id)
+                })
             })
             .and_then(|d| d.get("unit").and_then(Value::as_str))
             .map(str::to_string);

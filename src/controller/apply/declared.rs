@@ -165,14 +165,25 @@ impl<'a, S: SiteWise> Declared<'a, S> {
             Ok(changes) => changes,
             Err(unsatisfiable) => {
                 let message = unsatisfiable.to_string();
-                not_ready(self.status, self.events, "SpecNotSatisfiable", message, true).await?;
+                not_ready(
+                    self.status,
+                    self.events,
+                    "SpecNotSatisfiable",
+                    message,
+                    true,
+                )
+                .await?;
                 return Ok(Outcome::Requeue(self.ctx.settings.resync));
             }
         };
         // The spec was already applied at this generation: anything that differs now was
         // changed outside Kubernetes.
         let drift = before.observed_generation == self.status.generation();
-        let reason = if drift { "DriftCorrected" } else { "AssetUpdated" };
+        let reason = if drift {
+            "DriftCorrected"
+        } else {
+            "AssetUpdated"
+        };
         let version = &self.asset.last_update;
         for change in changes {
             ensure_leader(self.ctx)?;
@@ -202,7 +213,10 @@ impl<'a, S: SiteWise> Declared<'a, S> {
                     return Ok(Outcome::Requeue(self.ctx.settings.poll_interval));
                 }
                 Change::Tag(tags) => {
-                    self.ctx.sitewise.tag_resource(&self.asset.arn, &tags).await?;
+                    self.ctx
+                        .sitewise
+                        .tag_resource(&self.asset.arn, &tags)
+                        .await?;
                     let keys: Vec<&str> = tags.keys().map(String::as_str).collect();
                     self.changed(reason, &format!("tags {}", keys.join(", ")), "")
                         .await;
@@ -247,24 +261,23 @@ impl<'a, S: SiteWise> Declared<'a, S> {
                 Ok(wanted) => wanted,
                 Err(delay) => return Ok(Outcome::Requeue(delay)),
             };
-            let current = match parent_link(&self.ctx.sitewise, &self.asset.id, recorded.as_ref())
-                .await?
-            {
-                None => None,
-                Some(ParentLink::Linked {
-                    parent_id,
-                    hierarchy_id,
-                }) => Some(Link {
-                    parent_id,
-                    hierarchy_id,
-                }),
-                Some(ParentLink::Unresolved { parent_id }) => {
-                    return Err(Error::ObserveAgain {
-                        asset_id: self.asset.id.clone(),
-                        detail: format!("no hierarchy of parent {parent_id} lists the asset"),
-                    });
-                }
-            };
+            let current =
+                match parent_link(&self.ctx.sitewise, &self.asset.id, recorded.as_ref()).await? {
+                    None => None,
+                    Some(ParentLink::Linked {
+                        parent_id,
+                        hierarchy_id,
+                    }) => Some(Link {
+                        parent_id,
+                        hierarchy_id,
+                    }),
+                    Some(ParentLink::Unresolved { parent_id }) => {
+                        return Err(Error::ObserveAgain {
+                            asset_id: self.asset.id.clone(),
+                            detail: format!("no hierarchy of parent {parent_id} lists the asset"),
+                        });
+                    }
+                };
             match plan::link(wanted.as_ref(), current.as_ref(), recorded.as_ref()) {
                 LinkStep::Unmanaged => return Ok(Outcome::Continue),
                 LinkStep::InPlace => {
@@ -375,14 +388,14 @@ impl<'a, S: SiteWise> Declared<'a, S> {
             associated,
             round,
         };
-        self.status
-            .update(|s| s.parent_link = Some(record))
-            .await
+        self.status.update(|s| s.parent_link = Some(record)).await
     }
 
     /// The declared parent as a link, `Ok(None)` when none is declared, or `Err(delay)` when
     /// the parent cannot be linked under yet (the condition says why).
-    async fn wanted_parent(&self) -> Result<std::result::Result<Option<Link>, std::time::Duration>> {
+    async fn wanted_parent(
+        &self,
+    ) -> Result<std::result::Result<Option<Link>, std::time::Duration>> {
         let Some(parent) = &self.obj.spec.parent else {
             return Ok(Ok(None));
         };

@@ -16,7 +16,7 @@ use crate::sitewise::{AssetDescription, ErrorKind, NewAsset, SiteWise};
 use crate::token;
 
 pub(super) enum Resolved {
-    Asset(AssetDescription),
+    Asset(Box<AssetDescription>),
     /// Nothing more to do in this reconcile; come back after the delay.
     Stop(Duration),
 }
@@ -61,7 +61,7 @@ pub(super) async fn resolve<S: SiteWise>(
     };
     match plan::identity(creating, pinned.as_deref(), &first, by_reference.as_ref()) {
         Identity::Holds { .. } => description
-            .map(Resolved::Asset)
+            .map(|d| Resolved::Asset(Box::new(d)))
             .ok_or_else(|| Error::ObserveAgain {
                 asset_id: first_reference,
                 detail: "the asset was not described".into(),

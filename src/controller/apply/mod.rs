@@ -57,8 +57,8 @@ pub async fn apply<S: SiteWise>(
     if let Outcome::Requeue(delay) = steps.link().await? {
         return Ok(Action::requeue(jittered(delay)));
     }
-    let was_ready = status::condition(&status.snapshot(), status::READY)
-        .is_some_and(|c| c.status == "True");
+    let was_ready =
+        status::condition(&status.snapshot(), status::READY).is_some_and(|c| c.status == "True");
     status
         .update(|s| {
             s.observed_generation = generation;

@@ -290,10 +290,8 @@ async fn observe<S: SiteWise>(
                 links: None,
                 standing: Standing {
                     claim: None,
-                    may_claim: matches!(
-                        ownership,
-                        Some(Ownership::Created | Ownership::Adopted)
-                    ) || (ownership.is_none() && before.asset_id.is_some()),
+                    may_claim: matches!(ownership, Some(Ownership::Created | Ownership::Adopted))
+                        || (ownership.is_none() && before.asset_id.is_some()),
                     recorded_not_owned: ownership == Some(Ownership::NotOwned),
                     delete_accepted: deletion.phase == DeletionPhase::AwaitingDeletion,
                     delete_round: deletion.delete_round,

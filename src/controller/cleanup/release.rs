@@ -126,9 +126,9 @@ pub(super) async fn release<S: SiteWise>(
         Step::ReleaseNotOwned { holder } => (
             "AssetNotOwned",
             match holder.as_deref().or(before.claimed_by.as_deref()) {
-                Some(holder) => format!(
-                    "Released without touching asset {asset}: it is claimed by {holder}"
-                ),
+                Some(holder) => {
+                    format!("Released without touching asset {asset}: it is claimed by {holder}")
+                }
                 None => format!(
                     "Released without touching asset {asset}: this resource never adopted it"
                 ),

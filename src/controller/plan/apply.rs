@@ -128,8 +128,14 @@ pub enum Change {
 /// A declaration the asset cannot satisfy; a person must change the spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unsatisfiable {
-    UnknownProperty { property: String, known: Vec<String> },
-    ExternalIdTaken { wanted: String, actual: String },
+    UnknownProperty {
+        property: String,
+        known: Vec<String>,
+    },
+    ExternalIdTaken {
+        wanted: String,
+        actual: String,
+    },
 }
 
 impl std::fmt::Display for Unsatisfiable {
@@ -270,10 +276,12 @@ fn property_change(spec: &PropertySpec, property: &Property) -> Option<Change> {
 
 /// A property by UUID, `externalId:<id>` or name.
 pub fn find_property<'a>(properties: &'a [Property], reference: &str) -> Option<&'a Property> {
-    properties.iter().find(|p| match reference.strip_prefix("externalId:") {
-        Some(ext) => p.external_id.as_deref() == Some(ext),
-        None => p.id == reference || p.name == reference,
-    })
+    properties
+        .iter()
+        .find(|p| match reference.strip_prefix("externalId:") {
+            Some(ext) => p.external_id.as_deref() == Some(ext),
+            None => p.id == reference || p.name == reference,
+        })
 }
 
 /// A hierarchy by UUID, `externalId:<id>` or name.

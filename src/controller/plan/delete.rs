@@ -536,11 +536,7 @@ mod tests {
             next_step(DeletionPolicy::Delete, &obs),
             Step::DeleteAsset { .. }
         ));
-        let last = with_standing(
-            AssetState::Failed,
-            None,
-            failed(MAX_DELETE_ROUNDS - 1),
-        );
+        let last = with_standing(AssetState::Failed, None, failed(MAX_DELETE_ROUNDS - 1));
         assert_eq!(
             next_step(DeletionPolicy::Delete, &last),
             Step::GiveUp {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use super::{Call, FakeAsset, FakeSiteWise, State, arn_of, not_found};
 use crate::sitewise::{
-    AssetDescription, AssetState, AssetUpdate, AssociatedAsset, CreatedAsset, Direction,
-    ErrorKind, NewAsset, Operation, PropertySettings, SiteWise, SiteWiseError, SiteWiseResult,
+    AssetDescription, AssetState, AssetUpdate, AssociatedAsset, CreatedAsset, Direction, ErrorKind,
+    NewAsset, Operation, PropertySettings, SiteWise, SiteWiseError, SiteWiseResult,
 };
 
 impl State {
@@ -148,21 +148,29 @@ impl SiteWise for FakeSiteWise {
             let parent = st.resolve(op, parent_id)?;
             let child = st.resolve(op, child_id)?;
             let fingerprint = format!("Disassociate/{parent}/{hierarchy_id}/{child}");
-            st.idempotent(op, client_token, fingerprint, |_| (), |st| {
-                st.require_stable(op, &[&parent, &child])?;
-                let before = st.links.len();
-                st.links
-                    .retain(|(p, h, c)| !(*p == parent && h == hierarchy_id && *c == child));
-                if st.links.len() == before {
-                    return Err(SiteWiseError::new(
-                        op,
-                        ErrorKind::NotFound,
-                        "ResourceNotFoundException",
-                        format!("Asset {child} is not associated with {parent} in {hierarchy_id}"),
-                    ));
-                }
-                Ok(())
-            })
+            st.idempotent(
+                op,
+                client_token,
+                fingerprint,
+                |_| (),
+                |st| {
+                    st.require_stable(op, &[&parent, &child])?;
+                    let before = st.links.len();
+                    st.links
+                        .retain(|(p, h, c)| !(*p == parent && h == hierarchy_id && *c == child));
+                    if st.links.len() == before {
+                        return Err(SiteWiseError::new(
+                            op,
+                            ErrorKind::NotFound,
+                            "ResourceNotFoundException",
+                            format!(
+                                "Asset {child} is not associated with {parent} in {hierarchy_id}"
+                            ),
+                        ));
+                    }
+                    Ok(())
+                },
+            )
         })
     }
 
@@ -310,23 +318,29 @@ impl SiteWise for FakeSiteWise {
         self.lock().mutate(c, |st| {
             let id = st.resolve(op, asset_id)?;
             let fingerprint = format!("UpdateProperty/{id}/{property_id}/{settings:?}");
-            st.idempotent(op, client_token, fingerprint, |_| (), |st| {
-                if st.assets[&id].description.state != AssetState::Active {
-                    return Err(State::busy(op, &st.assets[&id]));
-                }
-                let asset = st.assets.get_mut(&id).ok_or_else(|| not_found(op, &id))?;
-                let property = asset
-                    .description
-                    .properties
-                    .iter_mut()
-                    .find(|p| p.id == property_id)
-                    .ok_or_else(|| not_found(op, &format!("Property {property_id}")))?;
-                property.alias = settings.alias.clone();
-                property.unit = settings.unit.clone();
-                property.notification_state = settings.notification_state.clone();
-                st.start_transition(&id, AssetState::Updating);
-                Ok(())
-            })
+            st.idempotent(
+                op,
+                client_token,
+                fingerprint,
+                |_| (),
+                |st| {
+                    if st.assets[&id].description.state != AssetState::Active {
+                        return Err(State::busy(op, &st.assets[&id]));
+                    }
+                    let asset = st.assets.get_mut(&id).ok_or_else(|| not_found(op, &id))?;
+                    let property = asset
+                        .description
+                        .properties
+                        .iter_mut()
+                        .find(|p| p.id == property_id)
+                        .ok_or_else(|| not_found(op, &format!("Property {property_id}")))?;
+                    property.alias = settings.alias.clone();
+                    property.unit = settings.unit.clone();
+                    property.notification_state = settings.notification_state.clone();
+                    st.start_transition(&id, AssetState::Updating);
+                    Ok(())
+                },
+            )
         })
     }
 
@@ -343,35 +357,43 @@ impl SiteWise for FakeSiteWise {
             let parent = st.resolve(op, parent_id)?;
             let child = st.resolve(op, child_id)?;
             let fingerprint = format!("Associate/{parent}/{hierarchy_id}/{child}");
-            st.idempotent(op, client_token, fingerprint, |_| (), |st| {
-                for id in [&parent, &child] {
-                    if st.assets[id].description.state != AssetState::Active {
-                        return Err(State::busy(op, &st.assets[id]));
+            st.idempotent(
+                op,
+                client_token,
+                fingerprint,
+                |_| (),
+                |st| {
+                    for id in [&parent, &child] {
+                        if st.assets[id].description.state != AssetState::Active {
+                            return Err(State::busy(op, &st.assets[id]));
+                        }
                     }
-                }
-                if !st.assets[&parent]
-                    .description
-                    .hierarchy_ids()
-                    .any(|h| h == hierarchy_id)
-                {
-                    return Err(SiteWiseError::new(
-                        op,
-                        ErrorKind::InvalidRequest,
-                        "InvalidRequestException",
-                        format!("Hierarchy {hierarchy_id} is not defined in the parent's model"),
-                    ));
-                }
-                if st.links.iter().any(|(_, _, c)| *c == child) {
-                    return Err(SiteWiseError::new(
-                        op,
-                        ErrorKind::AlreadyExists,
-                        "ResourceAlreadyExistsException",
-                        format!("Asset {child} is already associated with a parent"),
-                    ));
-                }
-                st.links.push((parent, hierarchy_id.to_string(), child));
-                Ok(())
-            })
+                    if !st.assets[&parent]
+                        .description
+                        .hierarchy_ids()
+                        .any(|h| h == hierarchy_id)
+                    {
+                        return Err(SiteWiseError::new(
+                            op,
+                            ErrorKind::InvalidRequest,
+                            "InvalidRequestException",
+                            format!(
+                                "Hierarchy {hierarchy_id} is not defined in the parent's model"
+                            ),
+                        ));
+                    }
+                    if st.links.iter().any(|(_, _, c)| *c == child) {
+                        return Err(SiteWiseError::new(
+                            op,
+                            ErrorKind::AlreadyExists,
+                            "ResourceAlreadyExistsException",
+                            format!("Asset {child} is already associated with a parent"),
+                        ));
+                    }
+                    st.links.push((parent, hierarchy_id.to_string(), child));
+                    Ok(())
+                },
+            )
         })
     }
 

@@ -9,7 +9,10 @@ fn found(id: &str) -> Lookup {
 
 #[test]
 fn create_mode_creates_only_when_nothing_was_ever_held() {
-    assert_eq!(identity(true, None, &Lookup::NotFound, None), Identity::Create);
+    assert_eq!(
+        identity(true, None, &Lookup::NotFound, None),
+        Identity::Create
+    );
     assert_eq!(
         identity(true, None, &found("a1"), None),
         Identity::Holds {
@@ -27,7 +30,10 @@ fn create_mode_creates_only_when_nothing_was_ever_held() {
 
 #[test]
 fn adopt_mode_pins_the_first_asset_and_never_follows_a_reused_external_id() {
-    assert_eq!(identity(false, None, &Lookup::NotFound, None), Identity::Missing);
+    assert_eq!(
+        identity(false, None, &Lookup::NotFound, None),
+        Identity::Missing
+    );
     assert_eq!(
         identity(false, Some("a1"), &found("a1"), None),
         Identity::Holds {
@@ -42,7 +48,12 @@ fn adopt_mode_pins_the_first_asset_and_never_follows_a_reused_external_id() {
         }
     );
     assert_eq!(
-        identity(false, Some("a1"), &Lookup::NotFound, Some(&Lookup::NotFound)),
+        identity(
+            false,
+            Some("a1"),
+            &Lookup::NotFound,
+            Some(&Lookup::NotFound)
+        ),
         Identity::DeletedOutside {
             asset_id: "a1".into()
         }
@@ -140,11 +151,13 @@ fn property_updates_carry_every_setting_and_only_declared_ones_change() {
         ..Desired::default()
     };
     let got = changes(&desired, &asset(), None, &[]).expect("satisfiable");
-    let [Change::Property {
-        property_id,
-        settings,
-        ..
-    }] = got.as_slice()
+    let [
+        Change::Property {
+            property_id,
+            settings,
+            ..
+        },
+    ] = got.as_slice()
     else {
         panic!("one property change expected: {got:?}");
     };
@@ -193,7 +206,10 @@ fn an_external_id_is_set_once_and_never_changed() {
 #[test]
 fn tags_are_added_corrected_and_removed_only_when_this_resource_applied_them() {
     let desired = Desired {
-        tags: BTreeMap::from([("team".into(), "ops".into()), ("site".into(), "lyon".into())]),
+        tags: BTreeMap::from([
+            ("team".into(), "ops".into()),
+            ("site".into(), "lyon".into()),
+        ]),
         ..Desired::default()
     };
     let tags = BTreeMap::from([
