@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The demo: a real control plane, the SiteWise emulator seeded with a small plant, and the
-# operator running as its ServiceAccount. It applies deploy/samples/plant.yaml, shows the
-# resources, deletes one area's subtree and then the rest, showing events and the emulator's
+# The demo: a real control plane, the SiteWise emulator seeded with the plant's asset models
+# only, and the operator running as its ServiceAccount. It applies deploy/samples/plant.yaml
+# (15 assets the operator creates and links into a tree), shows the resources and the tree in
+# SiteWise, deletes one area's subtree and then the rest, showing events and the emulator's
 # view as it goes, and ends with a summary. Everything it starts is stopped on exit or Ctrl-C.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -56,11 +57,11 @@ contexts: [{name: demo, context: {cluster: demo, user: sitewise-operator}}]
 current-context: demo
 EOF
 
-say "starting the SiteWise emulator with the plant (published quotas, 1 s create, 2 s delete)"
+say "starting the SiteWise emulator with the plant's models (published quotas, 1 s create and update, 2 s delete)"
 emu_port=$(free_port)
 EMU="http://127.0.0.1:$emu_port"
-"$bin/sitewise-emulator" --bind "127.0.0.1:$emu_port" --seed deploy/samples/plant-seed.json \
-  --create-delay 1s --delete-delay 2s > "$work/emulator.log" 2>&1 &
+"$bin/sitewise-emulator" --bind "127.0.0.1:$emu_port" --seed deploy/samples/plant-models.json \
+  --create-delay 1s --update-delay 1s --delete-delay 2s > "$work/emulator.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do curl -sf "$EMU/_emulator/health" >/dev/null && break; sleep 0.2; done
 emu_view() {
@@ -72,6 +73,24 @@ for a in s["assets"]:
     states[a["state"]] = states.get(a["state"], 0) + 1
 print("    emulator: %d assets %s, %d associations" % (len(s["assets"]), states, len(s["associations"])))'
 }
+emu_tree() {
+  curl -s "$EMU/_emulator/state" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+assets = {a["id"]: a for a in s["assets"]}
+children = {}
+for link in s["associations"]:
+    children.setdefault(link["parentId"], []).append(link["childId"])
+linked = {l["childId"] for l in s["associations"]}
+def show(i, depth):
+    a = assets[i]
+    owner = a["tags"].get("sitewise.operator.dev/owner-resource", "-")
+    print("    %s%s  [%s, owned by %s]" % ("  " * depth, a["name"], a["state"], owner))
+    for c in sorted(children.get(i, []), key=lambda c: assets[c]["name"]):
+        show(c, depth + 1)
+for root in sorted((i for i in assets if i not in linked), key=lambda i: assets[i]["name"]):
+    show(root, 0)'
+}
 emu_view
 
 say "starting the operator (as the ServiceAccount, against the emulator)"
@@ -82,11 +101,16 @@ AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true
   --poll-interval 1s --resync 1m > "$work/operator.log" 2>&1 &
 pids+=($!)
 
-say "applying deploy/samples/plant.yaml (15 SiteWiseAssets) in namespace $NS"
+say "applying deploy/samples/plant.yaml in namespace $NS: 15 SiteWiseAssets the operator creates"
 kubectl create namespace "$NS"
 kubectl apply -n "$NS" -f deploy/samples/plant.yaml
 kubectl wait -n "$NS" --for=condition=Ready sitewiseasset --all --timeout=120s >/dev/null
 kubectl get sitewiseassets -n "$NS"
+say "the tree in SiteWise, as the operator created and linked it"
+emu_tree
+say "events of the created machine machine-packaging-1-1"
+kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.name=machine-packaging-1-1 \
+  --sort-by=.metadata.creationTimestamp -o custom-columns=REASON:.reason,NOTE:.note | head -n 8
 
 wait_gone() { # label selector or --all
   local selector=("$@")
@@ -118,8 +142,9 @@ import json, sys
 c = json.load(sys.stdin)
 calls = sum(sum(v.values()) for v in c.values())
 deleted = c.get("DeleteAsset", {}).get("ok", 0)
+created = c.get("CreateAsset", {}).get("ok", 0)
 throttles = sum(v.get("ThrottlingException", 0) for v in c.values())
-print(f"    assets deleted: {deleted}")
+print(f"    assets created: {created}, deleted: {deleted}")
 print(f"    SiteWise calls made: {calls}")
 print(f"    throttles met: {throttles}")
 for op, outcomes in sorted(c.items()):

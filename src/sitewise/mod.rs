@@ -183,6 +183,21 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation the operator calls.
+    pub const ALL: [Operation; 11] = [
+        Self::DescribeAsset,
+        Self::ListAssociatedAssets,
+        Self::DisassociateAssets,
+        Self::DeleteAsset,
+        Self::CreateAsset,
+        Self::UpdateAsset,
+        Self::UpdateAssetProperty,
+        Self::AssociateAssets,
+        Self::ListTagsForResource,
+        Self::TagResource,
+        Self::UntagResource,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::DescribeAsset => "DescribeAsset",

@@ -664,10 +664,13 @@ pub async fn helm_chart_is_valid_and_matches_deploy(env: &Env) -> anyhow::Result
             "--set",
             "watchNamespace=plant",
             "--set",
+            "clusterId=lyon-prod-1",
+            "--set",
             "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/sitewise-operator",
         ],
     )?;
     ensure!(rendered.contains("SITEWISE_ENDPOINT") && rendered.contains("WATCH_NAMESPACE"));
+    ensure!(rendered.contains(r#"{name: CLUSTER_ID, value: "lyon-prod-1"}"#));
     ensure!(
         rendered.contains(
             "eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/sitewise-operator"
