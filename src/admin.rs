@@ -45,9 +45,10 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     )
 }
 
-/// Serves the admin routes on `addr` until the process ends.
-pub async fn serve(addr: SocketAddr, state: AdminState) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+/// Serves the admin routes on `listener` (bound at start-up, so a taken port is a start-up
+/// error) until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) -> anyhow::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "admin server listening");
     axum::serve(listener, router(state)).await?;
     Ok(())

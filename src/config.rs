@@ -53,7 +53,7 @@ pub struct RunArgs {
     pub region: Option<String>,
 
     /// SiteWise endpoint override, e.g. http://127.0.0.1:4566 for the emulator.
-    #[arg(long, env = "SITEWISE_ENDPOINT")]
+    #[arg(long, env = "SITEWISE_ENDPOINT", value_parser = parse_endpoint)]
     pub sitewise_endpoint: Option<String>,
 
     /// Attempts the AWS SDK makes per call before the operator's own backoff takes over.
@@ -72,31 +72,31 @@ pub struct RunArgs {
     pub sitewise_describe_rate: u32,
 
     /// Time limit of one SiteWise HTTP attempt.
-    #[arg(long, env = "SITEWISE_CALL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "SITEWISE_CALL_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     pub call_timeout: Duration,
 
     /// First retry delay after a throttle or transient failure.
-    #[arg(long, env = "BACKOFF_BASE", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "BACKOFF_BASE", default_value = "2s", value_parser = parse_positive_duration)]
     pub backoff_base: Duration,
 
     /// Longest retry delay after repeated throttles or transient failures.
-    #[arg(long, env = "BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "BACKOFF_MAX", default_value = "5m", value_parser = parse_positive_duration)]
     pub backoff_max: Duration,
 
     /// Longest retry delay after repeated ConflictingOperationException.
-    #[arg(long, env = "CONFLICT_BACKOFF_MAX", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "CONFLICT_BACKOFF_MAX", default_value = "30s", value_parser = parse_positive_duration)]
     pub conflict_backoff_max: Duration,
 
     /// Poll interval while SiteWise is busy with an asset (CREATING, UPDATING, DELETING).
-    #[arg(long, env = "POLL_INTERVAL", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, env = "POLL_INTERVAL", default_value = "3s", value_parser = parse_positive_duration)]
     pub poll_interval: Duration,
 
     /// Resync interval of stable assets (drift detection).
-    #[arg(long, env = "RESYNC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "RESYNC_INTERVAL", default_value = "5m", value_parser = parse_positive_duration)]
     pub resync: Duration,
 
     /// Retry interval after a permanent error (invalid request, access denied).
-    #[arg(long, env = "TERMINAL_RETRY", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "TERMINAL_RETRY", default_value = "10m", value_parser = parse_positive_duration)]
     pub terminal_retry: Duration,
 
     /// Resources reconciled at the same time (never two reconciles of one resource).
@@ -125,12 +125,16 @@ pub struct RunArgs {
     pub leader_election_lease: String,
 
     /// How long a leader's Lease is valid without renewal (renewed every third of it).
-    #[arg(long, env = "LEADER_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "LEADER_LEASE_DURATION", default_value = "15s", value_parser = parse_positive_duration)]
     pub leader_lease_duration: Duration,
 
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// How long start-up waits for the Kubernetes API server before giving up (exit 1).
+    #[arg(long, env = "STARTUP_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    pub startup_timeout: Duration,
 
     /// Identity of this cluster in the ownership tags of the assets it manages (and in the
     /// optional IAM policy that limits deletion to them). Defaults to the UID of the
@@ -187,6 +191,39 @@ impl RunArgs {
     }
 }
 
+/// A duration that must be more than zero (a zero poll interval or timeout would spin or
+/// fail every call).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("'{s}' must be more than zero"));
+    }
+    Ok(d)
+}
+
+/// An endpoint override: an absolute `http://` or `https://` URL with a host (and an optional
+/// port), nothing after the host but an optional `/`.
+pub fn parse_endpoint(s: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "'{s}' is not a SiteWise endpoint URL ({why}); use e.g. https://iotsitewise.eu-west-1.amazonaws.com or http://127.0.0.1:4566"
+        )
+    };
+    let uri: axum::http::Uri = s.parse().map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(bad("the scheme must be http or https")),
+    }
+    let host = uri.host().unwrap_or_default();
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(bad("no path or query allowed"));
+    }
+    Ok(s.trim_end_matches('/').to_string())
+}
+
 /// Parses durations such as `500ms`, `3s`, `5m` or `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d: jiff::SignedDuration = s
@@ -237,6 +274,39 @@ mod tests {
             Cli::try_parse_from(["sitewise-operator", "run", "--sdk-max-attempts", "0"]).is_err()
         );
         assert!(Cli::try_parse_from(["sitewise-operator", "run", "--log-format", "xml"]).is_err());
+        for flag in [
+            "--call-timeout",
+            "--poll-interval",
+            "--backoff-base",
+            "--resync",
+            "--leader-lease-duration",
+        ] {
+            let err = Cli::try_parse_from(["sitewise-operator", "run", flag, "0s"])
+                .expect_err("zero refused");
+            assert!(err.to_string().contains("must be more than zero"), "{err}");
+        }
+        for endpoint in [
+            "127.0.0.1:4566",
+            "ftp://x",
+            "http://",
+            "http://h/p",
+            "not a url",
+        ] {
+            let err =
+                Cli::try_parse_from(["sitewise-operator", "run", "--sitewise-endpoint", endpoint])
+                    .expect_err("malformed endpoint refused");
+            assert!(
+                err.to_string().contains("is not a SiteWise endpoint URL"),
+                "{err}"
+            );
+        }
+        let ok = Cli::try_parse_from([
+            "sitewise-operator",
+            "run",
+            "--sitewise-endpoint",
+            "https://api.iotsitewise.eu-west-1.amazonaws.com/",
+        ]);
+        assert!(ok.is_ok());
         let err = Cli::try_parse_from(["sitewise-operator", "run", "--cluster-id", "a/b"])
             .expect_err("must fail");
         assert!(err.to_string().contains("is not a cluster ID"), "{err}");

@@ -17,14 +17,16 @@ use sitewise_operator::sitewise::rate_limit::RateLimited;
 use sitewise_operator::telemetry;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Crd => {
-            print!("{}", sitewise_operator::crd_yaml()?);
-            Ok(())
-        }
+    let result = match cli.command {
+        Command::Crd => sitewise_operator::crd_yaml().map(|yaml| print!("{yaml}")),
         Command::Run(args) => run(*args).await,
+    };
+    // One line that names the cause, whatever failed; the exit code says it failed.
+    if let Err(e) = result {
+        eprintln!("sitewise-operator: {e:#}");
+        std::process::exit(1);
     }
 }
 
@@ -39,6 +41,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         None => kube::Config::infer().await?,
     };
     let client = kube::Client::try_from(kube_config)?;
+    // Fail fast and clearly when something the operator cannot run without is missing,
+    // rather than running on without probes or waiting for ever.
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_addr)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} for /livez, /readyz and /metrics: {e}",
+                args.admin_addr
+            )
+        })?;
+    wait_for_api_server(&client, args.startup_timeout).await?;
     let cluster_id = match &args.cluster_id {
         Some(id) => id.clone(),
         None => cluster_id_from_kube_system(&client).await?,
@@ -58,9 +71,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics,
         ready: ready.clone(),
     };
-    let admin_addr = args.admin_addr;
     tokio::spawn(async move {
-        if let Err(e) = admin::serve(admin_addr, admin_state).await {
+        if let Err(e) = admin::serve(admin_listener, admin_state).await {
             tracing::error!(error = %e, "admin server failed");
         }
     });
@@ -109,4 +121,29 @@ async fn cluster_id_from_kube_system(client: &kube::Client) -> anyhow::Result<St
     ns.metadata
         .uid
         .ok_or_else(|| anyhow::anyhow!("the kube-system namespace has no UID; set --cluster-id"))
+}
+
+/// Waits until the API server answers, for at most `timeout`.
+async fn wait_for_api_server(
+    client: &kube::Client,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let attempt = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.apiserver_version(),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) if tokio::time::Instant::now() >= deadline => {
+                anyhow::bail!("the Kubernetes API server did not answer within {timeout:?}: {e}")
+            }
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                anyhow::bail!("the Kubernetes API server did not answer within {timeout:?}")
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod claim;
 pub mod cleanup;
 pub mod gate;
 pub mod plan;
+pub mod released;
 pub mod status;
 
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::{self, Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tracing::Instrument;
@@ -83,6 +84,8 @@ pub struct Context<S> {
     pub resources: Arc<dyn claim::Resources>,
     /// The namespace watched, `None` for all.
     pub namespace: Option<String>,
+    /// Resources whose finalizer this process removed.
+    pub released: released::Released,
 }
 
 impl<S> Context<S> {
@@ -97,6 +100,7 @@ impl<S> Context<S> {
             cluster_id: "unit-test-cluster".into(),
             resources: Arc::new(claim::NoResources),
             namespace: None,
+            released: released::Released::default(),
         }
     }
 
@@ -161,6 +165,11 @@ async fn reconcile<S: SiteWise>(obj: Arc<SiteWiseAsset>, app: Arc<App<S>>) -> Re
     let namespace = obj.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<SiteWiseAsset> = Api::namespaced(app.client.clone(), &namespace);
     let key = resource_key(&obj);
+    let deleting = obj.metadata.deletion_timestamp.is_some();
+    if deleting && app.ctx.released.contains(&key, std::time::Instant::now()) {
+        tracing::debug!(name = %obj.name_any(), "already released; waiting for the object to go");
+        return Ok(Action::await_change());
+    }
     if let Some(wait) =
         app.ctx
             .gate
@@ -183,8 +192,20 @@ async fn reconcile<S: SiteWise>(obj: Arc<SiteWiseAsset>, app: Arc<App<S>>) -> Re
         }
     })
     .instrument(span.clone())
-    .await
-    .map_err(Error::from_finalizer);
+    .await;
+    let result = match result {
+        // A deleting object reconciled without error has had its finalizer removed.
+        Ok(action) if deleting => {
+            app.ctx.released.mark(&key, std::time::Instant::now());
+            Ok(action)
+        }
+        // The object went away between the release and the finalizer removal.
+        Err(finalizer::Error::RemoveFinalizer(kube::Error::Api(e))) if e.code == 404 => {
+            app.ctx.released.mark(&key, std::time::Instant::now());
+            Ok(Action::await_change())
+        }
+        other => other.map_err(Error::from_finalizer),
+    };
     settle(&obj, &app.ctx, &status, &events, result)
         .instrument(span)
         .await

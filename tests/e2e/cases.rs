@@ -230,13 +230,31 @@ pub async fn gitops_prune_of_a_tree(env: &Env) -> anyhow::Result<()> {
     let counters = emu.store().counters().clone();
     eprintln!("[e2e] prune: {total} SiteWise calls: {counters:?}");
     ensure!(total < 31 * 20, "bounded number of calls: {total}");
+    // A clean prune pages nobody: no Warning, and one release event per resource.
+    let events = events_in(&env.client, &ns).await;
+    let warnings: Vec<_> = events.iter().filter(|e| e.warning).collect();
+    ensure!(
+        warnings.is_empty(),
+        "warnings in a clean prune: {warnings:?}"
+    );
+    for name in &names {
+        let releases: i32 = events
+            .iter()
+            .filter(|e| e.name == *name && RELEASE_REASONS.contains(&e.reason.as_str()))
+            .map(|e| e.count)
+            .sum();
+        ensure!(
+            releases == 1,
+            "{name} released {releases} times: {events:?}"
+        );
+    }
     Ok(())
 }
 
 pub async fn namespace_teardown(env: &Env) -> anyhow::Result<()> {
     let ns = env.namespace("e2e-teardown").await?;
     let (emu, seeded) = emulator(quiet(), &plant_seed(1, 1, 3)).await?;
-    let _operator = Operator::start(env, &ns, &emu.endpoint(), "teardown")?;
+    let operator = Operator::start(env, &ns, &emu.endpoint(), "teardown")?;
     let api = env.assets(&ns);
     let names: Vec<String> = seeded.assets.keys().cloned().collect();
     create_all(&api, &names, "Delete").await?;
@@ -252,6 +270,18 @@ pub async fn namespace_teardown(env: &Env) -> anyhow::Result<()> {
         "every asset deleted through the operator"
     );
     ensure!(effective(&emu, Op::DeleteAsset).len() == names.len());
+    // Events cannot be written in a terminating namespace: the log is the record, one line
+    // per deleted asset with the resource, the asset ID and the clientToken.
+    let log = operator.log_text();
+    for (name, id) in &seeded.assets {
+        let recorded = log.lines().any(|line| {
+            line.contains("DeleteAsset accepted")
+                && line.contains(&format!("name={name}"))
+                && line.contains(id.as_str())
+                && line.contains("client_token=")
+        });
+        ensure!(recorded, "no audit line for {name} ({id})");
+    }
     Ok(())
 }
 

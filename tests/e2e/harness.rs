@@ -411,3 +411,44 @@ pub async fn event_reasons(client: &kube::Client, namespace: &str, name: &str) -
         })
         .unwrap_or_default()
 }
+
+/// One recorded event: the resource it is about, its reason and type, and how many times it
+/// happened (the recorder folds repeats into a series).
+#[derive(Clone, Debug)]
+pub struct SeenEvent {
+    pub name: String,
+    pub reason: String,
+    pub warning: bool,
+    pub count: i32,
+}
+
+pub async fn events_in(client: &kube::Client, namespace: &str) -> Vec<SeenEvent> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    api.list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .map(|e| SeenEvent {
+                    name: e
+                        .regarding
+                        .as_ref()
+                        .and_then(|r| r.name.clone())
+                        .unwrap_or_default(),
+                    reason: e.reason.clone().unwrap_or_default(),
+                    warning: e.type_.as_deref() == Some("Warning"),
+                    count: e.series.as_ref().map(|s| s.count).unwrap_or(1),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reasons that end a resource's life: one per resource, whatever happened.
+pub const RELEASE_REASONS: [&str; 5] = [
+    "AssetDeleted",
+    "AssetAlreadyGone",
+    "AssetRetained",
+    "AssetNotOwned",
+    "AssetOrphaned",
+];

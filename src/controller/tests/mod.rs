@@ -470,6 +470,37 @@ async fn a_busy_asset_is_waited_for_without_changes() {
 }
 
 #[tokio::test]
+async fn an_unreachable_sitewise_is_transient_not_terminal() {
+    let fake = plant();
+    for _ in 0..3 {
+        fake.fail_next(Operation::DescribeAsset, None, ErrorKind::Unavailable);
+    }
+    let mut run = Run::new(fake, resource(LINE, DeletionPolicy::Delete));
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        let (class, delay) = retry_after(&run.reconcile().await).expect("retried");
+        assert_eq!(class, ErrorClass::Transient);
+        delays.push(delay);
+    }
+    let status = run.status();
+    assert!(status::condition(&status, status::TERMINAL).is_none());
+    let synced = status::condition(&status, status::SYNCED).expect("Synced");
+    assert_eq!(
+        (synced.status.as_str(), synced.reason.as_str()),
+        ("False", "TransientError")
+    );
+    assert_eq!(status.deletion.as_ref().map(|d| d.attempts), Some(3));
+    assert!(
+        run.events
+            .iter()
+            .all(|e| e.reason == "TransientError" && e.warning)
+    );
+    assert!(delays.iter().all(|d| *d <= run.ctx.settings.backoff.max));
+    // SiteWise answers again: the deletion finishes.
+    run.until_released(6).await;
+}
+
+#[tokio::test]
 async fn a_permanent_error_is_terminal_with_a_warning_and_a_slow_retry() {
     let fake = plant();
     fake.fail_next(Operation::DeleteAsset, None, ErrorKind::Permanent);
