@@ -163,6 +163,8 @@ impl RunArgs {
             endpoint: self.sitewise_endpoint.clone(),
             sdk_max_attempts: self.sdk_max_attempts,
             attempt_timeout: self.call_timeout,
+            fence: None,
+            app_name: None,
         }
     }
 

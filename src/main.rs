@@ -57,8 +57,24 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         None => cluster_id_from_kube_system(&client).await?,
     };
     tracing::info!(cluster_id = %cluster_id, "ownership claims name this cluster");
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("sitewise-operator-{}", uuid::Uuid::new_v4().simple()));
+    let elector = args.leader_election.then(|| {
+        Elector::new(
+            client.clone(),
+            ElectionConfig {
+                namespace: args.leader_election_namespace.clone(),
+                lease_name: args.leader_election_lease.clone(),
+                identity: identity.clone(),
+                lease_duration: args.leader_lease_duration,
+            },
+        )
+    });
     let metrics = Arc::new(Metrics::default());
-    let sdk = sdk_client(&args.sdk_settings()).await;
+    let mut sdk_settings = args.sdk_settings();
+    sdk_settings.app_name = Some(identity.clone());
+    sdk_settings.fence = elector.as_ref().map(Elector::fence);
+    let sdk = sdk_client(&sdk_settings).await;
     // Counted as sent: the rate limit delays calls before they reach the SDK.
     let sitewise = RateLimited::new(
         Instrumented::new(AwsSiteWise::new(sdk), metrics.clone()),
@@ -76,26 +92,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::error!(error = %e, "admin server failed");
         }
     });
-    let identity = std::env::var("POD_NAME")
-        .unwrap_or_else(|_| format!("sitewise-operator-{}", uuid::Uuid::new_v4().simple()));
     let options = RunOptions {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
         instance: Some(identity.clone()),
     };
-    if !args.leader_election {
+    let Some(elector) = elector else {
         return controller::run(client, ctx, options, ready).await;
-    }
-    let elector = Elector::new(
-        client.clone(),
-        ElectionConfig {
-            namespace: args.leader_election_namespace.clone(),
-            lease_name: args.leader_election_lease.clone(),
-            identity,
-            lease_duration: args.leader_lease_duration,
-        },
-    );
+    };
     elector.acquire().await?;
+    // Checked twice: before a call is queued (cheap, early) and in the SDK right before the
+    // request leaves (after the rate limiter's wait), which is what makes the fence hold.
     ctx = ctx.with_fence(elector.fence());
     tokio::select! {
         result = controller::run(client, ctx, options, ready) => result,

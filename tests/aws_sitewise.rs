@@ -9,7 +9,8 @@ use sitewise_emulator::error::ErrorCode;
 use sitewise_emulator::faults::ScriptedFault;
 use sitewise_emulator::ops::Op;
 use sitewise_emulator::seed::{Seed, SeedAsset, SeedHierarchy, SeedModel};
-use sitewise_operator::sitewise::aws::{AwsSiteWise, emulator_client};
+use sitewise_operator::leader::Fence;
+use sitewise_operator::sitewise::aws::{AwsSiteWise, emulator_client, fenced};
 use std::collections::BTreeMap;
 
 use sitewise_operator::sitewise::{
@@ -260,4 +261,38 @@ async fn creates_updates_links_and_tags_an_asset() {
         .await
         .expect_err("taken");
     assert_eq!(err.kind, ErrorKind::AlreadyExists);
+}
+
+#[tokio::test]
+async fn a_closed_fence_holds_back_mutations_in_the_client_and_lets_reads_pass() {
+    let (emu, _) = line_with_machines(1).await;
+    let sw = AwsSiteWise::new(fenced(&emulator_client(&emu.endpoint()), Fence::closed()));
+    let line = sw
+        .describe_asset("externalId:line")
+        .await
+        .expect("reads pass");
+    let err = sw
+        .delete_asset("externalId:m0", TOKEN)
+        .await
+        .expect_err("held back");
+    assert_eq!(
+        (err.kind, err.code.as_str()),
+        (ErrorKind::Unavailable, "NotLeader")
+    );
+    let err = sw
+        .disassociate_assets(&line.id, &line.hierarchies[0].id, "externalId:m0", TOKEN)
+        .await
+        .expect_err("held back");
+    assert_eq!(err.code, "NotLeader");
+    let sent: Vec<_> = emu.store().journal().iter().map(|e| e.operation).collect();
+    assert_eq!(
+        sent,
+        [Op::DescribeAsset],
+        "nothing but the read reached SiteWise"
+    );
+    // An open fence lets them through.
+    let sw = AwsSiteWise::new(fenced(&emulator_client(&emu.endpoint()), Fence::unfenced()));
+    sw.disassociate_assets(&line.id, &line.hierarchies[0].id, "externalId:m0", TOKEN)
+        .await
+        .expect("sent");
 }

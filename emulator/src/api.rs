@@ -43,6 +43,33 @@ pub fn routes() -> Router<Shared> {
         )
 }
 
+tokio::task_local! {
+    /// The app name of the client whose request is being served.
+    static CLIENT_APP: Option<String>;
+}
+
+/// Serves the request knowing the client's app name: the `app/<name>` part of its user agent
+/// (`x-amz-user-agent`, else `user-agent`), which SDKs send when an app name is configured and
+/// CloudTrail records. The journal names the client of every call with it.
+pub async fn with_client_app(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    let app = ["x-amz-user-agent", "user-agent"]
+        .iter()
+        .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .flat_map(str::split_whitespace)
+        .find_map(|part| part.strip_prefix("app/"))
+        .map(str::to_string);
+    CLIENT_APP.scope(app, next.run(request)).await
+}
+
+/// The app name of the client being served, if it sent one.
+pub fn client_app() -> Option<String> {
+    CLIENT_APP.try_with(Clone::clone).ok().flatten()
+}
+
 /// Query pairs in order (repeated keys kept).
 fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
     raw.and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(&q).ok())

@@ -18,6 +18,8 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
+use crate::leader::Fence;
+
 use std::collections::BTreeMap;
 
 use aws_sdk_iotsitewise::types::PropertyNotificationState;
@@ -39,6 +41,11 @@ pub struct SdkSettings {
     pub sdk_max_attempts: u32,
     /// Time limit of one HTTP attempt.
     pub attempt_timeout: Duration,
+    /// Leader-election fence, checked right before a mutating request leaves the process.
+    pub fence: Option<Fence>,
+    /// The SDK's app name (`app/<name>` in the user agent, as CloudTrail records it): which
+    /// replica made a call.
+    pub app_name: Option<String>,
 }
 
 impl Default for SdkSettings {
@@ -48,6 +55,8 @@ impl Default for SdkSettings {
             endpoint: None,
             sdk_max_attempts: 1,
             attempt_timeout: Duration::from_secs(10),
+            fence: None,
+            app_name: None,
         }
     }
 }
@@ -59,6 +68,9 @@ pub async fn sdk_client(settings: &SdkSettings) -> Client {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(name) = settings.app_name.as_deref().and_then(app_name) {
+        loader = loader.app_name(name);
     }
     let shared = loader.load().await;
     let mut builder = aws_sdk_iotsitewise::config::Builder::from(&shared)
@@ -74,7 +86,59 @@ pub async fn sdk_client(settings: &SdkSettings) -> Client {
             .endpoint_url(endpoint)
             .interceptor(KeepEndpointHost::new(endpoint));
     }
-    Client::from_conf(builder.build())
+    let client = Client::from_conf(builder.build());
+    match &settings.fence {
+        Some(fence) => fenced(&client, fence.clone()),
+        None => client,
+    }
+}
+
+/// An SDK app name from a replica's identity: the characters the SDK allows, at most 50.
+fn app_name(identity: &str) -> Option<aws_config::AppName> {
+    let name: String = identity
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(50)
+        .collect();
+    aws_config::AppName::new(name).ok()
+}
+
+/// The request was not sent: this replica's lease may have passed to another.
+#[derive(Debug, thiserror::Error)]
+#[error("not sent: this replica may no longer hold the leader lease")]
+pub struct FenceClosed;
+
+/// Checks the leader fence at the last moment a mutating request can still be held back:
+/// after the rate limiter's wait, the SDK's retries and signing, right before transmission.
+/// A replica frozen while requests waited (a paused VM, a throttled cgroup) and resumed after
+/// another replica took the lease sends nothing. Reads (GET) pass.
+#[derive(Debug)]
+pub struct FenceBeforeTransmit(pub Fence);
+
+impl Intercept for FenceBeforeTransmit {
+    fn name(&self) -> &'static str {
+        "FenceBeforeTransmit"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let read = context.request().method() == "GET";
+        if read || self.0.is_open() {
+            Ok(())
+        } else {
+            Err(Box::new(FenceClosed))
+        }
+    }
 }
 
 /// A client for an emulator at `endpoint`: fixed region and dummy static credentials (the
@@ -91,6 +155,17 @@ pub fn emulator_client(endpoint: &str) -> Client {
         .interceptor(KeepEndpointHost::new(endpoint))
         .build();
     Client::from_conf(config)
+}
+
+/// `client` with the leader fence checked right before every mutating request is sent.
+pub fn fenced(client: &Client, fence: Fence) -> Client {
+    Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .interceptor(FenceBeforeTransmit(fence))
+            .build(),
+    )
 }
 
 /// Every SiteWise control-plane operation carries the `api.` host prefix, and the SDK applies
@@ -158,6 +233,14 @@ pub fn classify<E>(operation: Operation, err: SdkError<E, HttpResponse>) -> Site
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if held_back(&err) {
+        return SiteWiseError::new(
+            operation,
+            ErrorKind::Unavailable,
+            "NotLeader",
+            FenceClosed.to_string(),
+        );
+    }
     match &err {
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
@@ -189,6 +272,18 @@ where
             DisplayErrorContext(&err).to_string(),
         ),
     }
+}
+
+/// Whether the SDK failed the call because the fence held it back.
+fn held_back(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<FenceClosed>().is_some() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 impl SiteWise for AwsSiteWise {

@@ -244,6 +244,19 @@ impl Operator {
         log_name: &str,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::start_as(env, namespace, endpoint, log_name, extra_args, None)
+    }
+
+    /// Starts a replica with a known identity (`POD_NAME`): its leader-election identity and
+    /// the app name in its SiteWise user agent, which the emulator's journal records.
+    pub fn start_as(
+        env: &Env,
+        namespace: &str,
+        endpoint: &str,
+        log_name: &str,
+        extra_args: &[&str],
+        identity: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{log_name}.log"));
         // Each start has its own log file name; truncate what an earlier run left there.
         let file = std::fs::File::create(&log)?;
@@ -275,12 +288,27 @@ impl Operator {
             .env("AWS_SECRET_ACCESS_KEY", "emulator")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "info,sitewise_operator=debug")
+            .envs(identity.map(|id| ("POD_NAME", id)))
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
             .spawn()
             .context("starting sitewise-operator")?;
         Ok(Self { child, log })
+    }
+
+    /// SIGSTOP (`pause`) and SIGCONT (`resume`): a frozen VM or a throttled cgroup.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill {signal} failed");
+        Ok(())
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// SIGKILL, as a node failure or an OOM kill would.

@@ -6,6 +6,7 @@
 //! `scripts/build-control-plane.sh`. If the control plane cannot start, every case fails.
 
 mod cases;
+mod hardening;
 mod harness;
 mod ownership;
 
@@ -52,6 +53,7 @@ fn main() {
         case!(ownership::reparent_moves_the_child),
         case!(ownership::failed_deletion_is_retried_with_a_new_token),
         case!(ownership::bad_input_is_refused_or_explained),
+        case!(hardening::paused_leader_sends_nothing_after_resume),
     ];
     let selected = cases
         .iter()

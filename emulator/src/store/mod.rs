@@ -175,6 +175,8 @@ pub struct JournalEntry {
     pub error_code: Option<String>,
     /// Answered from a remembered clientToken, without effect.
     pub replay: bool,
+    /// The client's app name (`app/<name>` in its user agent), when it sent one.
+    pub app: Option<String>,
 }
 
 /// What a request addresses, for faults and the journal.
@@ -494,6 +496,7 @@ impl Store {
             status,
             error_code,
             replay,
+            app: crate::api::client_app(),
         });
         match &outcome {
             Ok(_) => tracing::debug!(operation = op.as_str(), status, "request"),
