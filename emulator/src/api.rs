@@ -103,12 +103,15 @@ fn fingerprint(path: &str, body: &ApiResult<Value>) -> String {
     json!({"path": path, "body": body}).to_string()
 }
 
+/// The body's clientToken. A member of the wrong JSON type is kept as its JSON text, which
+/// no valid token looks like (`\S{36,64}` of a string), so it is refused, never ignored: an
+/// ignored token would silently remove the call's idempotency.
 fn body_token(body: &ApiResult<Value>) -> Option<String> {
-    body.as_ref()
-        .ok()
-        .and_then(|b| b.get("clientToken"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
+    match body.as_ref().ok()?.get("clientToken")? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(format!("(not a string: {other})")),
+    }
 }
 
 fn reply_response(reply: Reply) -> Response {
@@ -124,26 +127,41 @@ fn reply_response(reply: Reply) -> Response {
     response
 }
 
+/// Runs one request to completion in a task of its own: like AWS, the emulator finishes a call
+/// it received even when the client hangs up meanwhile (during injected latency, for one).
 async fn serve(
     store: &Shared,
     op: Op,
     call: Call,
-    run: impl FnOnce(&mut Store) -> ApiResult<Reply>,
+    run: impl FnOnce(&mut Store) -> ApiResult<Reply> + Send + 'static,
 ) -> Response {
-    let latency = crate::lock(store).settings.faults.latency(op);
-    if latency > Duration::ZERO {
-        tokio::time::sleep(latency).await;
-    }
-    let result = crate::lock(store).execute(op, call, run);
-    // The call took effect; its answer is held back (a client that gives up or dies meanwhile
-    // never learns the outcome, as with a lost response from AWS).
-    let late = crate::lock(store).settings.faults.answer_delay(op);
-    if late > Duration::ZERO {
-        tokio::time::sleep(late).await;
-    }
-    match result {
-        Ok(reply) => reply_response(reply),
-        Err(err) => err.into_response(),
+    let store = store.clone();
+    let app = client_app();
+    let work = tokio::spawn(CLIENT_APP.scope(app, async move {
+        let latency = crate::lock(&store).settings.faults.latency(op);
+        if latency > Duration::ZERO {
+            tokio::time::sleep(latency).await;
+        }
+        let result = crate::lock(&store).execute(op, call, run);
+        // The call took effect; its answer is held back (a client that gives up or dies
+        // meanwhile never learns the outcome, as with a lost response from AWS).
+        let late = crate::lock(&store)
+            .settings
+            .faults
+            .answer_delay(op, &mut rand::rng());
+        if late > Duration::ZERO {
+            tokio::time::sleep(late).await;
+        }
+        result
+    }));
+    match work.await {
+        Ok(Ok(reply)) => reply_response(reply),
+        Ok(Err(err)) => err.into_response(),
+        Err(e) => ApiError::new(
+            crate::error::ErrorCode::InternalFailureException,
+            format!("the request failed inside the emulator: {e}"),
+        )
+        .into_response(),
     }
 }
 
@@ -155,7 +173,7 @@ async fn create_asset_model(State(store): State<Shared>, bytes: Bytes) -> Respon
         client_token: body_token(&body),
         fingerprint: fingerprint("", &body),
     };
-    serve(&store, Op::CreateAssetModel, call, |s| {
+    serve(&store, Op::CreateAssetModel, call, move |s| {
         s.create_asset_model(&body?)
     })
     .await
@@ -171,7 +189,7 @@ async fn describe_asset_model(
         target: Some(id.clone()),
         ..Default::default()
     };
-    serve(&store, Op::DescribeAssetModel, call, |s| {
+    serve(&store, Op::DescribeAssetModel, call, move |s| {
         s.describe_asset_model(&id, query.get("assetModelVersion").map(String::as_str))
     })
     .await
@@ -181,10 +199,15 @@ async fn delete_asset_model(
     State(store): State<Shared>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let call = delete_call(&id, q);
-    serve(&store, Op::DeleteAssetModel, call, |s| {
-        s.delete_asset_model(&id)
+    let if_match = headers
+        .get("If-Match")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    serve(&store, Op::DeleteAssetModel, call, move |s| {
+        s.delete_asset_model(&id, if_match.as_deref())
     })
     .await
 }
@@ -197,7 +220,10 @@ async fn create_asset(State(store): State<Shared>, bytes: Bytes) -> Response {
         client_token: body_token(&body),
         fingerprint: fingerprint("", &body),
     };
-    serve(&store, Op::CreateAsset, call, |s| s.create_asset(&body?)).await
+    serve(&store, Op::CreateAsset, call, move |s| {
+        s.create_asset(&body?)
+    })
+    .await
 }
 
 async fn describe_asset(
@@ -211,7 +237,7 @@ async fn describe_asset(
         target: Some(id.clone()),
         ..Default::default()
     };
-    serve(&store, Op::DescribeAsset, call, |s| {
+    serve(&store, Op::DescribeAsset, call, move |s| {
         s.describe_asset(&id, exclude)
     })
     .await
@@ -229,7 +255,7 @@ async fn update_asset_property(
         client_token: body_token(&body),
         fingerprint: fingerprint(&format!("{id}/{property}"), &body),
     };
-    serve(&store, Op::UpdateAssetProperty, call, |s| {
+    serve(&store, Op::UpdateAssetProperty, call, move |s| {
         s.update_asset_property(&id, &property, &body?)
     })
     .await
@@ -247,7 +273,7 @@ async fn update_asset(
         client_token: body_token(&body),
         fingerprint: fingerprint(&id, &body),
     };
-    serve(&store, Op::UpdateAsset, call, |s| {
+    serve(&store, Op::UpdateAsset, call, move |s| {
         s.update_asset(&id, &body?)
     })
     .await
@@ -259,7 +285,7 @@ async fn delete_asset(
     RawQuery(q): RawQuery,
 ) -> Response {
     let call = delete_call(&id, q);
-    serve(&store, Op::DeleteAsset, call, |s| s.delete_asset(&id)).await
+    serve(&store, Op::DeleteAsset, call, move |s| s.delete_asset(&id)).await
 }
 
 /// DELETE operations take their clientToken from the query string and have no body.
@@ -295,7 +321,7 @@ async fn associate_assets(
 ) -> Response {
     let body = json_body(&bytes);
     let call = association_call(&id, &body);
-    serve(&store, Op::AssociateAssets, call, |s| {
+    serve(&store, Op::AssociateAssets, call, move |s| {
         s.associate_assets(&id, &body?)
     })
     .await
@@ -308,7 +334,7 @@ async fn disassociate_assets(
 ) -> Response {
     let body = json_body(&bytes);
     let call = association_call(&id, &body);
-    serve(&store, Op::DisassociateAssets, call, |s| {
+    serve(&store, Op::DisassociateAssets, call, move |s| {
         s.disassociate_assets(&id, &body?)
     })
     .await
@@ -324,7 +350,7 @@ async fn list_associated_assets(
         target: Some(id.clone()),
         ..Default::default()
     };
-    serve(&store, Op::ListAssociatedAssets, call, |s| {
+    serve(&store, Op::ListAssociatedAssets, call, move |s| {
         s.list_associated_assets(&id, &query)
     })
     .await
@@ -332,7 +358,7 @@ async fn list_associated_assets(
 
 async fn list_assets(State(store): State<Shared>, RawQuery(q): RawQuery) -> Response {
     let query = query_map(&query_pairs(q));
-    serve(&store, Op::ListAssets, Call::default(), |s| {
+    serve(&store, Op::ListAssets, Call::default(), move |s| {
         s.list_assets(&query)
     })
     .await
@@ -357,7 +383,7 @@ async fn tag_resource(
         target: query.get("resourceArn").cloned(),
         ..Default::default()
     };
-    serve(&store, Op::TagResource, call, |s| {
+    serve(&store, Op::TagResource, call, move |s| {
         s.tag_resource(&resource_arn(&query)?, &body?)
     })
     .await
@@ -375,7 +401,7 @@ async fn untag_resource(State(store): State<Shared>, RawQuery(q): RawQuery) -> R
         target: query.get("resourceArn").cloned(),
         ..Default::default()
     };
-    serve(&store, Op::UntagResource, call, |s| {
+    serve(&store, Op::UntagResource, call, move |s| {
         s.untag_resource(&resource_arn(&query)?, &keys)
     })
     .await
@@ -387,7 +413,7 @@ async fn list_tags(State(store): State<Shared>, RawQuery(q): RawQuery) -> Respon
         target: query.get("resourceArn").cloned(),
         ..Default::default()
     };
-    serve(&store, Op::ListTagsForResource, call, |s| {
+    serve(&store, Op::ListTagsForResource, call, move |s| {
         s.list_tags(&resource_arn(&query)?)
     })
     .await
@@ -404,5 +430,47 @@ pub async fn unknown_operation() -> Response {
         "x-amzn-ErrorType",
         HeaderValue::from_static("UnknownOperationException"),
     );
+    response
+}
+
+/// Refusals made below the operations (a method a path does not serve, a body over the size
+/// limit, a path or query that does not decode) come from the web framework as plain text.
+/// They are answered the way SiteWise answers, so SDKs decode them: `x-amzn-ErrorType` and a
+/// JSON `message`. The admin API is left as it is.
+pub async fn aws_shaped_refusals(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let admin = request.uri().path().starts_with(crate::admin::PREFIX);
+    let response = next.run(request).await;
+    let status = response.status();
+    if admin || status.as_u16() < 400 || response.headers().contains_key("x-amzn-ErrorType") {
+        return response;
+    }
+    let detail = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let (status, code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            "No SiteWise operation matches this method and path".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLargeException",
+            format!("The request body is too large: {detail}"),
+        ),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestException",
+            format!("The request could not be read: {detail}"),
+        ),
+    };
+    let mut response = (status, axum::Json(json!({ "message": message }))).into_response();
+    response
+        .headers_mut()
+        .insert("x-amzn-ErrorType", HeaderValue::from_static(code));
     response
 }

@@ -1,6 +1,6 @@
 //! Fault injection: per-operation probabilities of ThrottlingException,
-//! InternalFailureException and ConflictingOperationException, added latency before a call and
-//! a delayed answer after it took effect, and
+//! InternalFailureException and ConflictingOperationException, added latency before a call, a
+//! delayed or lost answer after it took effect, and
 //! scripted faults ("the next N DeleteAsset calls on asset X fail with Y").
 
 use std::collections::BTreeMap;
@@ -24,7 +24,13 @@ pub struct OpFaults {
     /// Delay after the call took effect and before it is answered.
     #[serde(with = "crate::config::duration_millis")]
     pub answer_delay: Duration,
+    /// Probability that a call takes effect and its answer never comes (within any client's
+    /// timeout: it is held for an hour).
+    pub lost: f64,
 }
+
+/// How long a lost answer is held.
+pub const LOST_ANSWER: Duration = Duration::from_secs(3600);
 
 /// A fault that hits the next `count` matching calls.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,8 +70,17 @@ impl FaultConfig {
         self.for_op(op).map(|f| f.latency).unwrap_or_default()
     }
 
-    pub fn answer_delay(&self, op: Op) -> Duration {
-        self.for_op(op).map(|f| f.answer_delay).unwrap_or_default()
+    /// How long the answer of a call that took effect is held back: [`LOST_ANSWER`] when the
+    /// `lost` roll hits, the configured delay otherwise.
+    pub fn answer_delay(&self, op: Op, rng: &mut impl Rng) -> Duration {
+        let Some(f) = self.for_op(op) else {
+            return Duration::ZERO;
+        };
+        if f.lost > 0.0 && rng.random::<f64>() < f.lost {
+            LOST_ANSWER
+        } else {
+            f.answer_delay
+        }
     }
 
     /// The fault to answer with, if any: scripted faults first (consumed), then the random ones.

@@ -51,6 +51,7 @@ pub fn router(store: Shared) -> Router {
         .nest(admin::PREFIX, admin::routes())
         .fallback(api::unknown_operation)
         .layer(axum::middleware::map_response(add_request_id))
+        .layer(axum::middleware::from_fn(api::aws_shaped_refusals))
         .layer(axum::middleware::from_fn(api::with_client_app))
         .with_state(store)
 }

@@ -60,8 +60,9 @@ struct Args {
     #[arg(long, default_value = "8h", value_parser = parse_duration)]
     token_retention: Duration,
     /// Random faults of one operation (or `*`), e.g.
-    /// `DeleteAsset:throttle=0.2,internal=0.05,conflict=0.1,latency=50ms,late=2s` (`late`: the
-    /// call takes effect, its answer comes that much later). Repeatable.
+    /// `DeleteAsset:throttle=0.2,internal=0.05,conflict=0.1,latency=50ms,late=2s,lost=0.1`
+    /// (`late`: the call takes effect and its answer comes that much later; `lost`: the
+    /// probability that the answer never comes). Repeatable.
     #[arg(long = "fault", value_parser = parse_fault)]
     faults: Vec<(String, OpFaults)>,
     /// JSON file with a fault configuration (see the README), merged before --fault.
@@ -112,9 +113,10 @@ fn parse_fault(s: &str) -> Result<(String, OpFaults), String> {
             "conflict" => faults.conflict = prob()?,
             "latency" => faults.latency = parse_duration(value)?,
             "late" => faults.answer_delay = parse_duration(value)?,
+            "lost" => faults.lost = prob()?,
             _ => {
                 return Err(format!(
-                    "unknown fault '{key}' (throttle, internal, conflict, latency, late)"
+                    "unknown fault '{key}' (throttle, internal, conflict, latency, late, lost)"
                 ));
             }
         }

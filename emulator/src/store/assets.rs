@@ -253,7 +253,9 @@ impl Store {
             .collect();
         assets.sort_by_key(|a| a.seq);
         let summaries: Vec<Value> = assets.iter().map(|a| self.summary(a)).collect();
-        let (items, next) = page(&summaries, query.get("nextToken").map(String::as_str), max)?;
+        let listing = format!("assets/{}/{filter}", model_id.clone().unwrap_or_default());
+        let token = query.get("nextToken").map(String::as_str);
+        let (items, next) = page(&self.token_secret, &listing, &summaries, token, max)?;
         let mut body = json!({"assetSummaries": items});
         if let Some(next) = next {
             body["nextToken"] = json!(next);

@@ -134,7 +134,13 @@ impl Store {
             self.children_of(&asset.id, hierarchy.as_deref())
         };
         let summaries: Vec<Value> = listed.iter().map(|a| self.summary(a)).collect();
-        let (items, next) = page(&summaries, query.get("nextToken").map(String::as_str), max)?;
+        let listing = format!(
+            "associated/{}/{direction}/{}",
+            asset.id,
+            hierarchy_ref.unwrap_or_default()
+        );
+        let token = query.get("nextToken").map(String::as_str);
+        let (items, next) = page(&self.token_secret, &listing, &summaries, token, max)?;
         let mut body = json!({"assetSummaries": items});
         if let Some(next) = next {
             body["nextToken"] = json!(next);

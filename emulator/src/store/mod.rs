@@ -200,6 +200,8 @@ pub struct Store {
     limiter: RateLimiter,
     journal: Vec<JournalEntry>,
     counters: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Key of the page tokens this store issues.
+    token_secret: uuid::Uuid,
 }
 
 fn epoch_now() -> f64 {
@@ -216,31 +218,51 @@ fn status_json(state: &str, error: Option<&Value>) -> Value {
     }
 }
 
+/// The first 16 hex digits of a name-based UUID of `secret`, `listing` and `offset`: a tag
+/// only this store can make, so a token it never issued (or one issued for another listing) is
+/// refused like an expired one.
+fn token_tag(secret: &uuid::Uuid, listing: &str, offset: usize) -> String {
+    uuid::Uuid::new_v5(secret, format!("{listing}#{offset}").as_bytes())
+        .simple()
+        .to_string()
+        .chars()
+        .take(16)
+        .collect()
+}
+
 fn page<T: Clone>(
+    secret: &uuid::Uuid,
+    listing: &str,
     items: &[T],
     next_token: Option<&str>,
     max: usize,
 ) -> ApiResult<(Vec<T>, Option<String>)> {
+    let invalid = || ApiError::invalid("The nextToken is invalid or expired");
     let offset = match next_token {
         None => 0,
         Some(token) => {
             validate::next_token(token)?;
-            B64.decode(token)
+            let text = B64
+                .decode(token)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| {
-                    s.strip_prefix("offset:")
-                        .and_then(|n| n.parse::<usize>().ok())
-                })
-                .ok_or_else(|| ApiError::invalid("The nextToken is invalid or expired"))?
+                .ok_or_else(invalid)?;
+            let (offset, tag) = text
+                .strip_prefix("v1:")
+                .and_then(|rest| rest.split_once(':'))
+                .ok_or_else(invalid)?;
+            let offset = offset.parse::<usize>().map_err(|_| invalid())?;
+            if tag != token_tag(secret, listing, offset) {
+                return Err(invalid());
+            }
+            offset
         }
     };
-    let end = (offset + max).min(items.len());
-    let slice = items
-        .get(offset.min(items.len())..end)
-        .unwrap_or(&[])
-        .to_vec();
-    let next = (end < items.len()).then(|| B64.encode(format!("offset:{end}")));
+    let start = offset.min(items.len());
+    let end = start.saturating_add(max).min(items.len());
+    let slice = items.get(start..end).unwrap_or(&[]).to_vec();
+    let next = (end < items.len())
+        .then(|| B64.encode(format!("v1:{end}:{}", token_tag(secret, listing, end))));
     Ok((slice, next))
 }
 
@@ -256,6 +278,7 @@ impl Store {
             limiter: RateLimiter::default(),
             journal: Vec::new(),
             counters: BTreeMap::new(),
+            token_secret: uuid::Uuid::new_v4(),
         }
     }
 

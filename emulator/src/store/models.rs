@@ -166,23 +166,31 @@ impl Store {
             body["assetModelExternalId"] = json!(ext);
         }
         let mut reply = Reply::ok(body);
-        // A stable 43-character ETag (`^[\w-]{43}$`) derived from the model and its update time.
-        let digest = uuid::Uuid::new_v5(
-            &uuid::Uuid::NAMESPACE_OID,
-            format!("{}{}", m.id, m.updated).as_bytes(),
-        );
-        reply.etag = Some(
-            format!("{}{}", digest.simple(), "-etag-v1-sitewise")
-                .chars()
-                .take(43)
-                .collect(),
-        );
+        reply.etag = Some(etag_of(m));
         Ok(reply)
     }
 
-    pub fn delete_asset_model(&mut self, reference: &str) -> ApiResult<Reply> {
+    /// DeleteAssetModel; with `If-Match`, only while the model's ETag is that one (a model
+    /// changed since it was read is not deleted blind).
+    pub fn delete_asset_model(
+        &mut self,
+        reference: &str,
+        if_match: Option<&str>,
+    ) -> ApiResult<Reply> {
         validate::custom_id("assetModelId", reference)?;
         let m = self.model(reference)?.clone();
+        if let Some(expected) = if_match
+            && expected.trim_matches('"') != etag_of(&m)
+        {
+            return Err(ApiError::new(
+                ErrorCode::PreconditionFailedException,
+                format!(
+                    "Asset model {} has changed: its ETag is not {expected}",
+                    m.id
+                ),
+            )
+            .on_resource(&m.id, &m.arn));
+        }
         if !matches!(m.state.as_str(), "ACTIVE" | "FAILED") {
             return Err(rules::busy("asset model", &m.id, &m.arn, &m.state));
         }
@@ -210,4 +218,17 @@ impl Store {
             "assetModelStatus": {"state": "DELETING"}
         })))
     }
+}
+
+/// A stable 43-character ETag (`^[\w-]{43}$`) of a model's current version (its ID and last
+/// update time): it changes with every update.
+fn etag_of(m: &Model) -> String {
+    let digest = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("{}{}", m.id, m.updated).as_bytes(),
+    );
+    format!("{}{}", digest.simple(), "-etag-v1-sitewise")
+        .chars()
+        .take(43)
+        .collect()
 }
