@@ -185,6 +185,12 @@ impl RunArgs {
                 base: self.backoff_base,
                 max: self.conflict_backoff_max.max(self.backoff_base),
             },
+            // A few poll intervals at most: after an API-server outage, the work resumes
+            // within that of its return.
+            kube_backoff: BackoffPolicy {
+                base: self.backoff_base.min(self.poll_interval),
+                max: (self.poll_interval * 3).max(self.backoff_base.min(self.poll_interval)),
+            },
             poll_interval: self.poll_interval,
             resync: self.resync,
             terminal_retry: self.terminal_retry,

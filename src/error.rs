@@ -71,6 +71,10 @@ pub enum ErrorClass {
     Transient,
     /// Needs a person (invalid request, access denied): Terminal condition, Warning event, slow retry.
     Terminal,
+    /// The Kubernetes API failed (an outage, a conflict on write): retried soon on a backoff of
+    /// its own, so an outage does not slow SiteWise retries after it; nothing is written to
+    /// status or events, which could not be written anyway.
+    Kubernetes,
 }
 
 impl ErrorClass {
@@ -82,6 +86,7 @@ impl ErrorClass {
             Self::Conflict => "conflict",
             Self::Transient => "transient",
             Self::Terminal => "terminal",
+            Self::Kubernetes => "kubernetes",
         }
     }
 }
@@ -98,7 +103,8 @@ impl Error {
                     ErrorClass::Terminal
                 }
             },
-            Self::Kube(_) | Self::NotLeader => ErrorClass::Transient,
+            Self::Kube(_) => ErrorClass::Kubernetes,
+            Self::NotLeader => ErrorClass::Transient,
             Self::DeletionPending { .. } | Self::AssetBusy { .. } => ErrorClass::Pending,
             Self::ObserveAgain { .. } => ErrorClass::Conflict,
             Self::MissingMetadata(_) | Self::DeletionFailed { .. } => ErrorClass::Terminal,
@@ -107,7 +113,7 @@ impl Error {
                     inner.class()
                 }
                 finalizer::Error::AddFinalizer(_) | finalizer::Error::RemoveFinalizer(_) => {
-                    ErrorClass::Transient
+                    ErrorClass::Kubernetes
                 }
                 finalizer::Error::UnnamedObject | finalizer::Error::InvalidFinalizer => {
                     ErrorClass::Terminal

@@ -40,6 +40,8 @@ pub struct Settings {
     pub backoff: BackoffPolicy,
     /// ConflictingOperationException and hierarchies that moved.
     pub conflict_backoff: BackoffPolicy,
+    /// Kubernetes API failures; short, so the work resumes soon after an outage.
+    pub kube_backoff: BackoffPolicy,
     /// Polls while SiteWise is busy (CREATING, UPDATING, DELETING).
     pub poll_interval: Duration,
     /// Resync of stable assets.
@@ -60,6 +62,10 @@ impl Default for Settings {
             conflict_backoff: BackoffPolicy {
                 base: Duration::from_secs(2),
                 max: Duration::from_secs(30),
+            },
+            kube_backoff: BackoffPolicy {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(9),
             },
             poll_interval: Duration::from_secs(3),
             resync: Duration::from_secs(300),
@@ -145,8 +151,17 @@ impl<S> Context<S> {
                 let n = self.failures.record_failure(key);
                 (jittered(self.settings.terminal_retry), n)
             }
+            // Counted apart: an API-server outage must not leave SiteWise retries slow after it.
+            ErrorClass::Kubernetes => {
+                let n = self.failures.record_failure(&kube_key(key));
+                (self.settings.kube_backoff.delay(n, &mut rng), n)
+            }
         }
     }
+}
+
+fn kube_key(key: &str) -> String {
+    format!("{key}#kubernetes")
 }
 
 /// Per-resource state (failure counts, retry gate) is keyed by UID: a resource deleted and
@@ -225,6 +240,7 @@ pub async fn settle<S>(
     match result {
         Ok(action) => {
             ctx.failures.reset(&key);
+            ctx.failures.reset(&kube_key(&key));
             ctx.gate.release(&key);
             ctx.metrics.reconciled("ok");
             Ok(action)
@@ -240,6 +256,9 @@ pub async fn settle<S>(
             );
             if class == ErrorClass::Pending {
                 tracing::debug!(error = %err, "waiting on SiteWise");
+            } else if class == ErrorClass::Kubernetes {
+                // Status and events go through the same API server: one log line, no writes.
+                tracing::warn!(error = %err, retry_in = ?delay, "Kubernetes API call failed");
             } else {
                 tracing::warn!(error = %err, class = class.as_str(), retry_in = ?delay, "reconcile failed");
                 report(obj, status, events, err.root(), class, delay, attempts).await;
@@ -268,6 +287,7 @@ async fn report(
         ErrorClass::Transient => "TransientError",
         ErrorClass::Terminal => "PermanentError",
         ErrorClass::Pending => "Pending",
+        ErrorClass::Kubernetes => "KubernetesError",
     };
     let generation = status.generation();
     let deleting =

@@ -110,7 +110,10 @@ impl Drop for Process {
 pub struct ControlPlane {
     // Field order is drop order: controllers first, etcd last.
     _controller_manager: Process,
-    _apiserver: Process,
+    /// `None` while stopped for an outage ([`ControlPlane::stop_apiserver`]).
+    apiserver: Option<Process>,
+    apiserver_bin: PathBuf,
+    apiserver_args: Vec<String>,
     _etcd: Process,
     dir: tempfile::TempDir,
     pub server: String,
@@ -184,28 +187,26 @@ impl ControlPlane {
         }
         let pki = root.join("pki");
         std::fs::create_dir_all(&pki)?;
-        let mut apiserver = Process::spawn(
-            "kube-apiserver",
-            &bin_dir.join("kube-apiserver"),
-            &[
-                format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={api_port}"),
-                "--advertise-address=127.0.0.1".into(),
-                "--endpoint-reconciler-type=none".into(),
-                format!("--cert-dir={}", pki.display()),
-                format!("--token-auth-file={}", root.join("tokens.csv").display()),
-                "--authorization-mode=RBAC".into(),
-                "--service-account-issuer=https://kubernetes.default.svc".into(),
-                format!("--service-account-signing-key-file={}", sa_key.display()),
-                format!("--service-account-key-file={}", sa_key.display()),
-                "--service-cluster-ip-range=10.0.0.0/24".into(),
-                "--disable-admission-plugins=ServiceAccount".into(),
-                "--allow-privileged=true".into(),
-                "--profiling=false".into(),
-            ],
-            &root,
-        )?;
+        let apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            "--advertise-address=127.0.0.1".into(),
+            "--endpoint-reconciler-type=none".into(),
+            format!("--cert-dir={}", pki.display()),
+            format!("--token-auth-file={}", root.join("tokens.csv").display()),
+            "--authorization-mode=RBAC".into(),
+            "--service-account-issuer=https://kubernetes.default.svc".into(),
+            format!("--service-account-signing-key-file={}", sa_key.display()),
+            format!("--service-account-key-file={}", sa_key.display()),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+        ];
+        let apiserver_bin = bin_dir.join("kube-apiserver");
+        let mut apiserver =
+            Process::spawn("kube-apiserver", &apiserver_bin, &apiserver_args, &root)?;
         let server = format!("https://127.0.0.1:{api_port}");
         let cert = pki.join("apiserver.crt");
         let deadline = Instant::now() + START_TIMEOUT;
@@ -247,7 +248,9 @@ impl ControlPlane {
         )?;
         Ok(Self {
             _controller_manager: controller_manager,
-            _apiserver: apiserver,
+            apiserver: Some(apiserver),
+            apiserver_bin,
+            apiserver_args,
             _etcd: etcd,
             dir,
             server,
@@ -255,6 +258,26 @@ impl ControlPlane {
             token,
             startup: started.elapsed(),
         })
+    }
+
+    /// Stops kube-apiserver (SIGKILL): every client is refused until it is started again.
+    pub fn stop_apiserver(&mut self) {
+        self.apiserver = None;
+    }
+
+    /// Starts kube-apiserver again with the same port, certificates and etcd, and waits until
+    /// it serves.
+    pub async fn start_apiserver(&mut self) -> anyhow::Result<()> {
+        let mut apiserver = Process::spawn(
+            "kube-apiserver",
+            &self.apiserver_bin,
+            &self.apiserver_args,
+            self.dir.path(),
+        )?;
+        let client = client_from(&self.kubeconfig).await?;
+        wait_ready(&client, &mut apiserver, Instant::now() + START_TIMEOUT).await?;
+        self.apiserver = Some(apiserver);
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {

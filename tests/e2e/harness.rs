@@ -287,7 +287,10 @@ impl Operator {
             .env("AWS_ACCESS_KEY_ID", "emulator")
             .env("AWS_SECRET_ACCESS_KEY", "emulator")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info,sitewise_operator=debug")
+            .env(
+                "RUST_LOG",
+                "info,sitewise_operator=debug,kube_client::client::builder=off",
+            )
             .envs(identity.map(|id| ("POD_NAME", id)))
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)

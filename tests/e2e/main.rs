@@ -54,6 +54,7 @@ fn main() {
         case!(ownership::failed_deletion_is_retried_with_a_new_token),
         case!(ownership::bad_input_is_refused_or_explained),
         case!(hardening::paused_leader_sends_nothing_after_resume),
+        case!(hardening::api_server_outage_is_recovered_within_a_few_polls),
     ];
     let selected = cases
         .iter()

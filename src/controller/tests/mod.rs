@@ -637,3 +637,25 @@ async fn a_replica_that_lost_its_lease_sends_no_mutation() {
     run.until_released(6).await;
 }
 mod ownership;
+
+#[test]
+fn kubernetes_failures_back_off_briefly_and_apart_from_sitewise_failures() {
+    let ctx = Context::new(
+        FakeSiteWise::new(),
+        settings(),
+        Arc::new(Metrics::default()),
+    );
+    let kube = Error::Kube(kube::Error::Api(
+        kube::core::Status::failure("connection refused", "ServiceUnavailable")
+            .with_code(503)
+            .boxed(),
+    ));
+    assert_eq!(kube.class(), ErrorClass::Kubernetes);
+    for _ in 0..20 {
+        let (delay, _) = ctx.retry_delay(UID, ErrorClass::Kubernetes);
+        assert!(delay <= ctx.settings.kube_backoff.max, "{delay:?}");
+    }
+    // The outage did not count against SiteWise: its next failure is the first.
+    let (_, attempts) = ctx.retry_delay(UID, ErrorClass::Transient);
+    assert_eq!(attempts, 1);
+}
