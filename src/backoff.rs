@@ -55,16 +55,30 @@ pub fn jittered(d: Duration) -> Duration {
 /// Consecutive failure counts per resource.
 #[derive(Debug, Default)]
 pub struct FailureCounts {
-    counts: Mutex<HashMap<String, u32>>,
+    /// Per key: consecutive failures, and the step the last one happened at.
+    counts: Mutex<HashMap<String, (u32, String)>>,
 }
 
 impl FailureCounts {
     /// Records one more failure of `key` and returns the new count.
     pub fn record_failure(&self, key: &str) -> u32 {
+        self.record_failure_at(key, "")
+    }
+
+    /// Records a failure of `key` at `step` (the call that failed, where) and returns the
+    /// count. Only the same step failing again counts as consecutive: a call that keeps being
+    /// refused backs off exponentially, while faults that hit a different call each time (a
+    /// busy account, random errors) do not compound into minutes of backoff for a resource
+    /// that is making its way through its steps.
+    pub fn record_failure_at(&self, key: &str, step: &str) -> u32 {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let n = counts.entry(key.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
+        let entry = counts.entry(key.to_string()).or_insert((0, String::new()));
+        if entry.1 == step {
+            entry.0 = entry.0.saturating_add(1);
+        } else {
+            *entry = (1, step.to_string());
+        }
+        entry.0
     }
 
     pub fn reset(&self, key: &str) {
@@ -79,7 +93,7 @@ impl FailureCounts {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
-            .copied()
+            .map(|(n, _)| *n)
             .unwrap_or(0)
     }
 }
@@ -127,6 +141,19 @@ mod tests {
         counts.reset("a");
         assert_eq!(counts.get("a"), 0);
         assert_eq!(counts.get("b"), 1);
+    }
+
+    #[test]
+    fn only_the_same_step_failing_again_is_consecutive() {
+        let counts = FailureCounts::default();
+        assert_eq!(counts.record_failure_at("a", "DeleteAsset"), 1);
+        assert_eq!(counts.record_failure_at("a", "DeleteAsset"), 2);
+        assert_eq!(counts.record_failure_at("a", "DeleteAsset"), 3);
+        // Another call failing starts over.
+        assert_eq!(counts.record_failure_at("a", "ListAssociatedAssets"), 1);
+        assert_eq!(counts.record_failure_at("a", "DescribeAsset"), 1);
+        assert_eq!(counts.record_failure_at("a", "DescribeAsset"), 2);
+        assert_eq!(counts.record_failure_at("b", "DescribeAsset"), 1);
     }
 
     #[test]

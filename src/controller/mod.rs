@@ -133,6 +133,12 @@ impl<S> Context<S> {
     /// Delay before the next attempt after an error of `class`; counts the failure (except
     /// for `Pending`, which is not a failure) and returns the consecutive failure count.
     pub fn retry_delay(&self, key: &str, class: ErrorClass) -> (Duration, u32) {
+        self.retry_delay_at(key, class, "")
+    }
+
+    /// [`Context::retry_delay`] for a failure at `step`: only the same step failing again
+    /// counts as consecutive (see [`FailureCounts::record_failure_at`]).
+    pub fn retry_delay_at(&self, key: &str, class: ErrorClass, step: &str) -> (Duration, u32) {
         let mut rng = rand::rng();
         match class {
             ErrorClass::Pending => (
@@ -140,15 +146,15 @@ impl<S> Context<S> {
                 self.failures.get(key),
             ),
             ErrorClass::Throttled | ErrorClass::Transient => {
-                let n = self.failures.record_failure(key);
+                let n = self.failures.record_failure_at(key, step);
                 (self.settings.backoff.delay(n, &mut rng), n)
             }
             ErrorClass::Conflict => {
-                let n = self.failures.record_failure(key);
+                let n = self.failures.record_failure_at(key, step);
                 (self.settings.conflict_backoff.delay(n, &mut rng), n)
             }
             ErrorClass::Terminal => {
-                let n = self.failures.record_failure(key);
+                let n = self.failures.record_failure_at(key, step);
                 (jittered(self.settings.terminal_retry), n)
             }
             // Counted apart: an API-server outage must not leave SiteWise retries slow after it.
@@ -248,7 +254,8 @@ pub async fn settle<S>(
         Err(err) => {
             let class = err.class();
             ctx.metrics.reconciled(class.as_str());
-            let (delay, attempts) = ctx.retry_delay(&key, class);
+            let step = failed_step(&err, status);
+            let (delay, attempts) = ctx.retry_delay_at(&key, class, &step);
             ctx.gate.hold(
                 &key,
                 gate::trigger_key(obj),
@@ -269,6 +276,20 @@ pub async fn settle<S>(
             })
         }
     }
+}
+
+/// Where a reconcile failed: the phase and the call (or the kind of error).
+fn failed_step(err: &Error, status: &StatusWriter) -> String {
+    let phase = status
+        .snapshot()
+        .deletion
+        .map(|d| format!("{:?}", d.phase))
+        .unwrap_or_else(|| "Apply".into());
+    let call = match err.root() {
+        Error::SiteWise(e) => e.operation.to_string(),
+        other => other.class().as_str().to_string(),
+    };
+    format!("{phase}/{call}")
 }
 
 async fn report(

@@ -659,3 +659,35 @@ fn kubernetes_failures_back_off_briefly_and_apart_from_sitewise_failures() {
     let (_, attempts) = ctx.retry_delay(UID, ErrorClass::Transient);
     assert_eq!(attempts, 1);
 }
+
+#[tokio::test]
+async fn faults_on_different_calls_do_not_compound_into_long_backoff() {
+    let fake = plant();
+    let mut run = Run::new(fake.clone(), resource(LINE, DeletionPolicy::Delete));
+    // A busy account: each attempt meets a fault somewhere else.
+    let mut attempts = Vec::new();
+    for op in [
+        Operation::DescribeAsset,
+        Operation::ListTagsForResource,
+        Operation::DescribeAsset,
+        Operation::ListAssociatedAssets,
+        Operation::ListTagsForResource,
+    ] {
+        fake.fail_next(op, None, ErrorKind::Throttled);
+        let (class, delay) = retry_after(&run.reconcile().await).expect("throttled");
+        assert_eq!(class, ErrorClass::Throttled);
+        assert!(
+            delay <= run.ctx.settings.backoff.ceiling(2),
+            "{op:?}: {delay:?}"
+        );
+        attempts.push(run.status().deletion.map(|d| d.attempts).unwrap_or(0));
+    }
+    assert!(attempts.iter().all(|n| *n <= 2), "{attempts:?}");
+    // The same call refused again and again still backs off exponentially.
+    for _ in 0..4 {
+        fake.fail_next(Operation::DescribeAsset, None, ErrorKind::Throttled);
+        let _ = run.reconcile().await;
+    }
+    assert_eq!(run.status().deletion.map(|d| d.attempts), Some(4));
+    run.until_released(10).await;
+}
