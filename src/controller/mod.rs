@@ -92,6 +92,8 @@ pub struct Context<S> {
     pub namespace: Option<String>,
     /// Resources whose finalizer this process removed.
     pub released: released::Released,
+    /// What deletions learned in earlier passes (links, claims).
+    pub deletions: cleanup::DeletionMemory,
 }
 
 impl<S> Context<S> {
@@ -107,6 +109,7 @@ impl<S> Context<S> {
             resources: Arc::new(claim::NoResources),
             namespace: None,
             released: released::Released::default(),
+            deletions: cleanup::DeletionMemory::default(),
         }
     }
 

@@ -9,9 +9,11 @@
 //! and nothing is changed that this resource does not own.
 
 mod links;
+mod memory;
 mod release;
 
 pub use links::{disassociate, ensure_leader, parent_link, read_links};
+pub use memory::DeletionMemory;
 
 use kube::runtime::controller::Action;
 
@@ -56,6 +58,7 @@ pub async fn cleanup<S: SiteWise>(
 
     let reference = reference(obj, &before, uid);
     let (mut observation, description) = observe(ctx, &reference, &before).await?;
+    recall(ctx, uid, &mut observation);
 
     for _ in 0..MAX_STEPS_PER_RECONCILE {
         let step = plan::next_step(policy, &observation);
@@ -64,6 +67,7 @@ pub async fn cleanup<S: SiteWise>(
             | Step::ReleaseOrphaned
             | Step::ReleaseDeleted
             | Step::ReleaseNotOwned { .. } => {
+                ctx.deletions.forget(uid);
                 return release(status, events, ctx, &step, obj).await;
             }
             Step::WaitUntilStable(state) => {
@@ -81,6 +85,7 @@ pub async fn cleanup<S: SiteWise>(
                 });
             }
             Step::RereadLinks { parent_id } => {
+                remember_nothing(ctx, uid, &observation);
                 return Err(Error::ObserveAgain {
                     asset_id: reference,
                     detail: format!("no hierarchy of parent {parent_id} lists the asset"),
@@ -90,6 +95,10 @@ pub async fn cleanup<S: SiteWise>(
                 let description = described(&description, &reference)?;
                 let tags = ctx.sitewise.list_tags(&description.arn).await?;
                 let claim = claim::claim_state(&tags, &ctx.cluster_id, uid);
+                if claim == plan::ClaimState::Ours {
+                    let now = std::time::Instant::now();
+                    ctx.deletions.claim_confirmed(uid, &description.id, now);
+                }
                 if let Observation::Present { standing, .. } = &mut observation {
                     standing.claim = Some(claim);
                 }
@@ -100,6 +109,8 @@ pub async fn cleanup<S: SiteWise>(
                 let tags = claim::claim_tags(&ctx.cluster_id, obj);
                 ctx.sitewise.tag_resource(&description.arn, &tags).await?;
                 tracing::info!(asset_id = %description.id, "asset claimed before deletion");
+                let now = std::time::Instant::now();
+                ctx.deletions.claim_confirmed(uid, &description.id, now);
                 observation.record(&step, None);
             }
             Step::RetryFailedDeletion => {
@@ -133,6 +144,7 @@ pub async fn cleanup<S: SiteWise>(
                 let recorded = status.snapshot().parent_link;
                 let links = read_links(&ctx.sitewise, description, recorded.as_ref()).await?;
                 set_links(&mut observation, links);
+                remember(ctx, uid, &observation);
                 progress(status, &step, &observation, None).await?;
             }
             Step::DisassociateChild(child) => {
@@ -150,6 +162,7 @@ pub async fn cleanup<S: SiteWise>(
                 let token = token::disassociate_assets(uid, link.0, link.1, link.2, round(status));
                 disassociate(ctx, &token, link).await?;
                 observation.record(&step, None);
+                remember(ctx, uid, &observation);
                 ctx.failures.reset(uid);
                 events
                     .normal(
@@ -175,6 +188,7 @@ pub async fn cleanup<S: SiteWise>(
                 let token = token::disassociate_assets(uid, link.0, link.1, link.2, round(status));
                 disassociate(ctx, &token, link).await?;
                 observation.record(&step, None);
+                remember(ctx, uid, &observation);
                 ctx.failures.reset(uid);
                 events
                     .normal(
@@ -268,6 +282,7 @@ async fn delete<S: SiteWise>(
                 })
                 .await?;
             set_links(observation, links);
+            remember(ctx, uid, observation);
             Ok(())
         }
         Err(err) => Err(err.into()),
@@ -319,6 +334,44 @@ fn failure_detail(description: Option<&AssetDescription>) -> String {
         .and_then(|d| d.error.as_ref())
         .map(|(code, message)| format!("{code}: {message}"))
         .unwrap_or_else(|| "SiteWise reports FAILED without details".into())
+}
+
+/// Takes what earlier passes of this deletion learned: the links, and a fresh claim.
+fn recall<S>(ctx: &Context<S>, uid: &str, observation: &mut Observation) {
+    let Observation::Present {
+        asset_id,
+        links,
+        standing,
+        ..
+    } = observation
+    else {
+        return;
+    };
+    if links.is_none() {
+        *links = ctx.deletions.links(uid, asset_id);
+    }
+    if standing.claim.is_none()
+        && ctx
+            .deletions
+            .claim_is_fresh(uid, asset_id, std::time::Instant::now())
+    {
+        standing.claim = Some(plan::ClaimState::Ours);
+    }
+}
+
+fn remember<S>(ctx: &Context<S>, uid: &str, observation: &Observation) {
+    if let Observation::Present {
+        asset_id, links, ..
+    } = observation
+    {
+        ctx.deletions.set_links(uid, asset_id, links.clone());
+    }
+}
+
+fn remember_nothing<S>(ctx: &Context<S>, uid: &str, observation: &Observation) {
+    if let Observation::Present { asset_id, .. } = observation {
+        ctx.deletions.set_links(uid, asset_id, None);
+    }
 }
 
 fn round(status: &StatusWriter) -> u32 {

@@ -664,14 +664,14 @@ fn kubernetes_failures_back_off_briefly_and_apart_from_sitewise_failures() {
 async fn faults_on_different_calls_do_not_compound_into_long_backoff() {
     let fake = plant();
     let mut run = Run::new(fake.clone(), resource(LINE, DeletionPolicy::Delete));
-    // A busy account: each attempt meets a fault somewhere else.
+    // A busy account: each attempt meets a fault at another call than the one before.
     let mut attempts = Vec::new();
     for op in [
         Operation::DescribeAsset,
-        Operation::ListTagsForResource,
+        Operation::DisassociateAssets,
         Operation::DescribeAsset,
-        Operation::ListAssociatedAssets,
-        Operation::ListTagsForResource,
+        Operation::DisassociateAssets,
+        Operation::DescribeAsset,
     ] {
         fake.fail_next(op, None, ErrorKind::Throttled);
         let (class, delay) = retry_after(&run.reconcile().await).expect("throttled");
@@ -683,11 +683,36 @@ async fn faults_on_different_calls_do_not_compound_into_long_backoff() {
         attempts.push(run.status().deletion.map(|d| d.attempts).unwrap_or(0));
     }
     assert!(attempts.iter().all(|n| *n <= 2), "{attempts:?}");
-    // The same call refused again and again still backs off exponentially.
-    for _ in 0..4 {
+    // The same call refused again and again still backs off exponentially (the last fault
+    // above was on DescribeAsset too).
+    for _ in 0..3 {
         fake.fail_next(Operation::DescribeAsset, None, ErrorKind::Throttled);
         let _ = run.reconcile().await;
     }
     assert_eq!(run.status().deletion.map(|d| d.attempts), Some(4));
     run.until_released(10).await;
+}
+
+#[tokio::test]
+async fn a_retry_reuses_the_links_and_claim_it_read_instead_of_reading_them_again() {
+    let fake = plant();
+    let mut run = Run::new(fake.clone(), resource(LINE, DeletionPolicy::Delete));
+    fake.fail_next(Operation::DisassociateAssets, None, ErrorKind::Throttled);
+    assert!(run.reconcile().await.is_err());
+    let lists = fake.calls(Operation::ListAssociatedAssets);
+    let tags = fake.calls(Operation::ListTagsForResource);
+    assert!(lists > 0 && tags > 0);
+    run.until_released(6).await;
+    assert_eq!(
+        fake.calls(Operation::ListAssociatedAssets),
+        lists,
+        "links not read again"
+    );
+    assert_eq!(
+        fake.calls(Operation::ListTagsForResource),
+        tags,
+        "claim not read again"
+    );
+    assert!(fake.links().iter().all(|(p, _, c)| p != LINE && c != LINE));
+    assert!(!fake.exists(LINE));
 }

@@ -1,0 +1,98 @@
+//! What a deletion learned in earlier passes and may use again in this process: the asset's
+//! links, and that its claim is this resource's. Under sustained faults most passes fail at
+//! some call, and re-reading everything on each retry multiplies the calls against the asset
+//! quota. Both are safe to reuse: SiteWise refuses DeleteAsset while any link remains (which
+//! sends the flow back to a fresh read), a link found already gone counts as removed, and a
+//! claim is re-read once it is older than [`CLAIM_FRESH`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::super::plan::Links;
+
+/// How long a claim read counts as current.
+pub const CLAIM_FRESH: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default)]
+pub struct DeletionMemory {
+    /// Per resource UID: the asset, its links as last known, and when the claim was read.
+    known: Mutex<HashMap<String, Known>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Known {
+    asset_id: String,
+    links: Option<Links>,
+    claim_read: Option<Instant>,
+}
+
+impl DeletionMemory {
+    fn with<T>(&self, uid: &str, asset_id: &str, f: impl FnOnce(&mut Known) -> T) -> T {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = known.entry(uid.to_string()).or_default();
+        if entry.asset_id != asset_id {
+            *entry = Known {
+                asset_id: asset_id.to_string(),
+                ..Known::default()
+            };
+        }
+        f(entry)
+    }
+
+    pub fn links(&self, uid: &str, asset_id: &str) -> Option<Links> {
+        self.with(uid, asset_id, |k| k.links.clone())
+    }
+
+    pub fn set_links(&self, uid: &str, asset_id: &str, links: Option<Links>) {
+        self.with(uid, asset_id, |k| k.links = links);
+    }
+
+    pub fn claim_is_fresh(&self, uid: &str, asset_id: &str, now: Instant) -> bool {
+        self.with(uid, asset_id, |k| {
+            k.claim_read
+                .is_some_and(|t| now.saturating_duration_since(t) < CLAIM_FRESH)
+        })
+    }
+
+    pub fn claim_confirmed(&self, uid: &str, asset_id: &str, now: Instant) {
+        self.with(uid, asset_id, |k| k.claim_read = Some(now));
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::plan::ChildLink;
+
+    #[test]
+    fn links_and_claims_are_kept_per_resource_and_asset() {
+        let memory = DeletionMemory::default();
+        let t0 = Instant::now();
+        let links = Links {
+            children: vec![ChildLink {
+                hierarchy_id: "h".into(),
+                child_id: "c".into(),
+            }],
+            parent: None,
+        };
+        memory.set_links("u1", "a1", Some(links.clone()));
+        memory.claim_confirmed("u1", "a1", t0);
+        assert_eq!(memory.links("u1", "a1"), Some(links));
+        assert!(memory.claim_is_fresh("u1", "a1", t0 + Duration::from_secs(5)));
+        assert!(!memory.claim_is_fresh("u1", "a1", t0 + CLAIM_FRESH));
+        // Another asset under the same resource (never expected) starts from nothing.
+        assert_eq!(memory.links("u1", "a2"), None);
+        assert_eq!(memory.links("u1", "a1"), None);
+        memory.set_links("u2", "a3", Some(Links::default()));
+        memory.forget("u2");
+        assert_eq!(memory.links("u2", "a3"), None);
+    }
+}
