@@ -94,8 +94,10 @@ pub async fn disassociate<S: SiteWise>(
     }
 }
 
-/// A disassociation failed. When the link is gone anyway (someone else, often the other side's
-/// own deletion, removed it) that is success; otherwise the error stands.
+/// A disassociation failed. `ResourceNotFoundException` means the parent, the child or the
+/// link does not exist, so the link is gone either way (often the other side's own deletion
+/// removed it, in a prune): success, with no further call. `InvalidRequestException` is
+/// ambiguous and is checked against a fresh listing. Anything else stands.
 async fn ensure_link_gone<S: SiteWise>(
     ctx: &Context<S>,
     parent_id: &str,
@@ -103,8 +105,10 @@ async fn ensure_link_gone<S: SiteWise>(
     child_id: &str,
     err: SiteWiseError,
 ) -> Result<()> {
-    if !matches!(err.kind, ErrorKind::NotFound | ErrorKind::InvalidRequest) {
-        return Err(err.into());
+    match err.kind {
+        ErrorKind::NotFound => return Ok(()),
+        ErrorKind::InvalidRequest => {}
+        _ => return Err(err.into()),
     }
     match ctx
         .sitewise

@@ -409,18 +409,21 @@ async fn a_child_that_vanishes_between_listing_and_disassociation_is_skipped() {
 }
 
 #[tokio::test]
-async fn a_failed_disassociation_of_a_link_that_still_exists_is_retried() {
+async fn a_not_found_answer_for_a_link_that_still_exists_is_caught_before_the_asset_goes() {
     let fake = plant();
+    // SiteWise says the link is not there (a stale read), but it is.
     fake.fail_next(
         Operation::DisassociateAssets,
         Some(LINE),
         ErrorKind::NotFound,
     );
-    let mut run = Run::new(fake, resource(LINE, DeletionPolicy::Delete));
-    let (class, _) = retry_after(&run.reconcile().await).expect("retry");
-    assert_eq!(class, ErrorClass::Conflict);
-    assert_eq!(run.fake.links().len(), 5, "nothing was skipped");
-    run.until_released(4).await;
+    let mut run = Run::new(fake.clone(), resource(LINE, DeletionPolicy::Delete));
+    run.until_released(6).await;
+    // DeleteAsset was refused while the link remained; a fresh read and a new round removed it.
+    assert!(!fake.exists(LINE));
+    assert!(fake.links().iter().all(|(p, _, c)| p != LINE && c != LINE));
+    assert_eq!(run.status().deletion.map(|d| d.round), Some(1));
+    assert_eq!(fake.effective_calls(Operation::DeleteAsset).len(), 1);
 }
 
 #[tokio::test]
