@@ -79,8 +79,10 @@ pub struct RunArgs {
     #[arg(long, env = "BACKOFF_BASE", default_value = "2s", value_parser = parse_positive_duration)]
     pub backoff_base: Duration,
 
-    /// Longest retry delay after repeated throttles or transient failures.
-    #[arg(long, env = "BACKOFF_MAX", default_value = "5m", value_parser = parse_positive_duration)]
+    /// Longest retry delay after repeated throttles or transient failures. The shared rate
+    /// limit already bounds the load on SiteWise; a longer per-resource delay mostly stretches
+    /// the tail of a large deletion under sustained faults.
+    #[arg(long, env = "BACKOFF_MAX", default_value = "30s", value_parser = parse_positive_duration)]
     pub backoff_max: Duration,
 
     /// Longest retry delay after repeated ConflictingOperationException.

@@ -285,6 +285,14 @@ pub enum Mode<'a> {
 }
 
 impl SiteWiseAsset {
+    /// The resource's UID (assigned by the API server; every object the operator sees has one).
+    pub fn require_uid(&self) -> crate::Result<&str> {
+        self.metadata
+            .uid
+            .as_deref()
+            .ok_or(crate::Error::MissingMetadata("uid"))
+    }
+
     /// The reason given in the force-orphan annotation, when set and not empty.
     pub fn force_orphan_reason(&self) -> Option<&str> {
         self.metadata

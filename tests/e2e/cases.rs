@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
 use sitewise_emulator::Emulator;
-use sitewise_emulator::config::{Quotas, Settings, Timings};
+use sitewise_emulator::config::{Settings, Timings};
 use sitewise_emulator::faults::OpFaults;
 use sitewise_emulator::ops::Op;
 use sitewise_emulator::store::JournalEntry;
@@ -18,16 +18,6 @@ use sitewise_operator::crd::FINALIZER;
 use sitewise_operator::token;
 
 use crate::harness::*;
-
-fn quiet() -> Settings {
-    Settings {
-        quotas: Quotas {
-            enabled: false,
-            ..Quotas::default()
-        },
-        ..Settings::default()
-    }
-}
 
 fn journal(emu: &Emulator, op: Op) -> Vec<JournalEntry> {
     emu.store()

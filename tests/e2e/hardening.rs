@@ -5,21 +5,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::ensure;
 use kube::api::{DeleteParams, ListParams};
-use sitewise_emulator::config::{Quotas, Settings};
 use sitewise_emulator::faults::OpFaults;
 use sitewise_emulator::ops::Op;
 
 use crate::harness::*;
-
-fn quiet() -> Settings {
-    Settings {
-        quotas: Quotas {
-            enabled: false,
-            ..Quotas::default()
-        },
-        ..Settings::default()
-    }
-}
 
 const MUTATIONS: [Op; 6] = [
     Op::DeleteAsset,

@@ -332,6 +332,17 @@ impl Drop for Operator {
     }
 }
 
+/// Emulator settings without request-rate quotas (cases about something else than quotas).
+pub fn quiet() -> Settings {
+    Settings {
+        quotas: sitewise_emulator::config::Quotas {
+            enabled: false,
+            ..Default::default()
+        },
+        ..Settings::default()
+    }
+}
+
 /// An emulator seeded with `seed`.
 pub async fn emulator(settings: Settings, seed: &Seed) -> anyhow::Result<(Emulator, Seeded)> {
     let emu = Emulator::start_local(settings).await?;

@@ -11,7 +11,6 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use sitewise_emulator::Emulator;
-use sitewise_emulator::config::{Quotas, Settings};
 use sitewise_emulator::faults::OpFaults;
 use sitewise_emulator::ops::Op;
 use sitewise_emulator::seed::Seed;
@@ -19,16 +18,6 @@ use sitewise_operator::crd::{Ownership, SiteWiseAsset};
 use sitewise_operator::token;
 
 use crate::harness::*;
-
-fn quiet() -> Settings {
-    Settings {
-        quotas: Quotas {
-            enabled: false,
-            ..Quotas::default()
-        },
-        ..Settings::default()
-    }
-}
 
 fn models_seed() -> anyhow::Result<Seed> {
     let text = std::fs::read_to_string(repo().join("deploy/samples/plant-models.json"))?;

@@ -254,12 +254,6 @@ impl Store {
         assets.sort_by_key(|a| a.seq);
         let summaries: Vec<Value> = assets.iter().map(|a| self.summary(a)).collect();
         let listing = format!("assets/{}/{filter}", model_id.clone().unwrap_or_default());
-        let token = query.get("nextToken").map(String::as_str);
-        let (items, next) = page(&self.token_secret, &listing, &summaries, token, max)?;
-        let mut body = json!({"assetSummaries": items});
-        if let Some(next) = next {
-            body["nextToken"] = json!(next);
-        }
-        Ok(Reply::ok(body))
+        self.paged(&listing, &summaries, query, max)
     }
 }

@@ -1,6 +1,6 @@
 //! Hierarchy links: AssociateAssets, DisassociateAssets, ListAssociatedAssets.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::*;
 
@@ -139,12 +139,6 @@ impl Store {
             asset.id,
             hierarchy_ref.unwrap_or_default()
         );
-        let token = query.get("nextToken").map(String::as_str);
-        let (items, next) = page(&self.token_secret, &listing, &summaries, token, max)?;
-        let mut body = json!({"assetSummaries": items});
-        if let Some(next) = next {
-            body["nextToken"] = json!(next);
-        }
-        Ok(Reply::ok(body))
+        self.paged(&listing, &summaries, query, max)
     }
 }

@@ -267,6 +267,24 @@ fn page<T: Clone>(
 }
 
 impl Store {
+    /// One page of `summaries` for `listing` (which a page token belongs to), as the body of
+    /// a List* answer.
+    fn paged(
+        &self,
+        listing: &str,
+        summaries: &[Value],
+        query: &HashMap<String, String>,
+        max: usize,
+    ) -> ApiResult<Reply> {
+        let token = query.get("nextToken").map(String::as_str);
+        let (items, next) = page(&self.token_secret, listing, summaries, token, max)?;
+        let mut body = json!({"assetSummaries": items});
+        if let Some(next) = next {
+            body["nextToken"] = json!(next);
+        }
+        Ok(Reply::ok(body))
+    }
+
     pub fn new(settings: Settings) -> Self {
         Self {
             settings,

@@ -16,7 +16,7 @@ use super::Context;
 use super::status::{self, Events, StatusWriter};
 use crate::backoff::jittered;
 use crate::crd::{AssetErrorDetails, SiteWiseAsset, SiteWiseAssetStatus};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sitewise::{AssetDescription, AssetState, SiteWise};
 
 /// How a step of apply ends the reconcile, when it does.
@@ -33,11 +33,7 @@ pub async fn apply<S: SiteWise>(
     status: &StatusWriter,
     events: &Events,
 ) -> Result<Action> {
-    let uid = obj
-        .metadata
-        .uid
-        .as_deref()
-        .ok_or(Error::MissingMetadata("uid"))?;
+    let uid = obj.require_uid()?;
     let asset = match identity::resolve(obj, ctx, status, events, uid).await? {
         identity::Resolved::Asset(asset) => asset,
         identity::Resolved::Stop(delay) => return Ok(Action::requeue(jittered(delay))),

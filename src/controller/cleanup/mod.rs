@@ -40,11 +40,7 @@ pub async fn cleanup<S: SiteWise>(
     status: &StatusWriter,
     events: &Events,
 ) -> Result<Action> {
-    let uid = obj
-        .metadata
-        .uid
-        .as_deref()
-        .ok_or(Error::MissingMetadata("uid"))?;
+    let uid = obj.require_uid()?;
     let policy = obj.spec.deletion_policy;
     let before = status.snapshot();
     start_deletion(status).await?;
