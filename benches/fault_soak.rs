@@ -46,7 +46,7 @@ async fn soak(env: &Env, name: &str, faults: Option<OpFaults>) -> anyhow::Result
             "--backoff-base",
             "2s",
             "--backoff-max",
-            "30s",
+            "15s",
             "--conflict-backoff-max",
             "30s",
             "--poll-interval",

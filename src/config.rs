@@ -82,7 +82,7 @@ pub struct RunArgs {
     /// Longest retry delay after repeated throttles or transient failures. The shared rate
     /// limit already bounds the load on SiteWise; a longer per-resource delay mostly stretches
     /// the tail of a large deletion under sustained faults.
-    #[arg(long, env = "BACKOFF_MAX", default_value = "30s", value_parser = parse_positive_duration)]
+    #[arg(long, env = "BACKOFF_MAX", default_value = "15s", value_parser = parse_positive_duration)]
     pub backoff_max: Duration,
 
     /// Longest retry delay after repeated ConflictingOperationException.

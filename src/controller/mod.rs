@@ -57,7 +57,7 @@ impl Default for Settings {
         Self {
             backoff: BackoffPolicy {
                 base: Duration::from_secs(2),
-                max: Duration::from_secs(30),
+                max: Duration::from_secs(15),
             },
             conflict_backoff: BackoffPolicy {
                 base: Duration::from_secs(2),
