@@ -232,7 +232,8 @@ pub async fn two_resources_on_one_asset(env: &Env) -> anyhow::Result<()> {
 pub async fn reused_external_id_is_never_followed(env: &Env) -> anyhow::Result<()> {
     let ns = env.namespace("e2e-pinned").await?;
     let (emu, seeded) = emulator(quiet(), &plant_seed(1, 1, 0)).await?;
-    let _operator = Operator::start(env, &ns, &emu.endpoint(), "pinned")?;
+    // The replacement is found at the next resync.
+    let _operator = Operator::start_with(env, &ns, &emu.endpoint(), "pinned", &["--resync", "2s"])?;
     let api = env.assets(&ns);
     create_all(&api, &["line-0-0".into()], "Delete").await?;
     wait_all_ready(&api, 1, Duration::from_secs(60)).await?;
