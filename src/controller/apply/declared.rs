@@ -252,15 +252,16 @@ impl<'a, S: SiteWise> Declared<'a, S> {
     /// Links the asset under its declared parent, moves it, or detaches it when the parent
     /// was removed from the spec. A detach and the association that follows run in one pass.
     pub(super) async fn link(&self) -> Result<Outcome> {
+        if self.obj.spec.parent.is_none() && self.status.snapshot().parent_link.is_none() {
+            return Ok(Outcome::Continue);
+        }
+        // The declared parent does not change within a reconcile: resolved once.
+        let wanted = match self.wanted_parent().await? {
+            Ok(wanted) => wanted,
+            Err(delay) => return Ok(Outcome::Requeue(delay)),
+        };
         for _ in 0..3 {
             let recorded = self.status.snapshot().parent_link;
-            if self.obj.spec.parent.is_none() && recorded.is_none() {
-                return Ok(Outcome::Continue);
-            }
-            let wanted = match self.wanted_parent().await? {
-                Ok(wanted) => wanted,
-                Err(delay) => return Ok(Outcome::Requeue(delay)),
-            };
             let current =
                 match parent_link(&self.ctx.sitewise, &self.asset.id, recorded.as_ref()).await? {
                     None => None,
