@@ -85,8 +85,10 @@ pub fn property_update_state() -> &'static str {
     "UPDATING"
 }
 
-/// UpdateAsset without `assetDescription` keeps the asset's description (the reference says
-/// only that the field is "a description for the asset"); to remove one, a client would have
-/// to be told otherwise. The operator always sends the description it wants kept, so it works
-/// under either reading.
-pub const UPDATE_WITHOUT_DESCRIPTION_KEEPS_IT: bool = true;
+/// The description an asset has after UpdateAsset: the one sent, or, when `assetDescription`
+/// is omitted, the one it had (the reference says only that the field is "a description for
+/// the asset"). The operator always sends the description it wants kept, so it works under
+/// either reading.
+pub fn description_after_update(current: Option<String>, sent: Option<&str>) -> Option<String> {
+    sent.map(str::to_string).or(current)
+}

@@ -170,11 +170,8 @@ impl Store {
             if let Some(ext) = external_id {
                 asset.external_id = Some(ext.to_string());
             }
-            match description {
-                Some(d) => asset.description = Some(d.to_string()),
-                None if !rules::UPDATE_WITHOUT_DESCRIPTION_KEEPS_IT => asset.description = None,
-                None => {}
-            }
+            asset.description =
+                rules::description_after_update(asset.description.take(), description);
             asset.state = "UPDATING".into();
             asset.updated = epoch_now();
             asset.pending = pending;
