@@ -61,14 +61,15 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u32).range(1..=10))]
     pub sdk_max_attempts: u32,
 
-    /// Requests per second the operator sends to the SiteWise asset operations (shared by all
-    /// resources; the account quota is 30 and other clients share it). 0 switches it off.
-    #[arg(long, env = "SITEWISE_RATE", default_value_t = 20)]
+    /// The account's SiteWise asset-operation quota in requests per second (published: 30;
+    /// adjustable per account). The operator starts at it, slows down when throttled (other
+    /// clients share the quota) and recovers. 0 switches the client-side limit off.
+    #[arg(long, env = "SITEWISE_RATE", default_value_t = 30)]
     pub sitewise_rate: u32,
 
-    /// Requests per second the operator sends to DescribeAsset (account quota 100). 0 switches
-    /// it off.
-    #[arg(long, env = "SITEWISE_DESCRIBE_RATE", default_value_t = 60)]
+    /// The account's DescribeAsset quota in requests per second (published: 100), adapted
+    /// like the asset-operation rate. 0 switches it off.
+    #[arg(long, env = "SITEWISE_DESCRIBE_RATE", default_value_t = 100)]
     pub sitewise_describe_rate: u32,
 
     /// Time limit of one SiteWise HTTP attempt.

@@ -15,9 +15,22 @@ pub enum Error {
     #[error("Kubernetes API call failed: {0}")]
     Kube(#[from] kube::Error),
 
-    /// DeleteAsset was accepted; SiteWise has not finished yet.
+    /// DeleteAsset was accepted; SiteWise has not finished yet. `poll_after` is when to
+    /// look again, learned from SiteWise's delete time (the poll interval when unknown).
     #[error("asset {asset_id} is {state} in SiteWise; waiting until it is gone")]
-    DeletionPending { asset_id: String, state: String },
+    DeletionPending {
+        asset_id: String,
+        state: String,
+        poll_after: Option<Duration>,
+    },
+
+    /// Children whose own resources are being deleted are still detaching themselves.
+    #[error("asset {asset_id} waits for {remaining} child asset(s) to detach themselves")]
+    ChildrenDetaching {
+        asset_id: String,
+        remaining: u32,
+        poll_after: Duration,
+    },
 
     /// The asset is CREATING or UPDATING and cannot be changed yet.
     #[error("asset {asset_id} is {state}; waiting for ACTIVE or FAILED before deleting it")]
@@ -105,7 +118,9 @@ impl Error {
             },
             Self::Kube(_) => ErrorClass::Kubernetes,
             Self::NotLeader => ErrorClass::Transient,
-            Self::DeletionPending { .. } | Self::AssetBusy { .. } => ErrorClass::Pending,
+            Self::DeletionPending { .. }
+            | Self::ChildrenDetaching { .. }
+            | Self::AssetBusy { .. } => ErrorClass::Pending,
             Self::ObserveAgain { .. } => ErrorClass::Conflict,
             Self::MissingMetadata(_) | Self::DeletionFailed { .. } => ErrorClass::Terminal,
             Self::Finalizer(e) => match e.as_ref() {
@@ -120,6 +135,15 @@ impl Error {
                 }
             },
             Self::Reported { source, .. } => source.class(),
+        }
+    }
+
+    /// When to look again, for a wait whose length is known better than the poll interval.
+    pub fn poll_after(&self) -> Option<Duration> {
+        match self.root() {
+            Self::DeletionPending { poll_after, .. } => *poll_after,
+            Self::ChildrenDetaching { poll_after, .. } => Some(*poll_after),
+            _ => None,
         }
     }
 
@@ -202,7 +226,12 @@ mod tests {
         let pending = Error::DeletionPending {
             asset_id: "a".into(),
             state: "DELETING".into(),
+            poll_after: Some(Duration::from_millis(2200)),
         };
         assert_eq!(pending.class(), ErrorClass::Pending);
+        let wrapped = Error::from_finalizer(finalizer::Error::CleanupFailed(pending));
+        assert_eq!(wrapped.poll_after(), Some(Duration::from_millis(2200)));
+        let sitewise_error = sitewise("ThrottlingException", 429);
+        assert_eq!(sitewise_error.poll_after(), None);
     }
 }

@@ -19,6 +19,8 @@ pub const OWNER_RESOURCE_TAG: &str = "sitewise.operator.dev/owner-resource";
 /// tell a stale claim from a live one.
 pub trait Resources: Send + Sync {
     fn get(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<SiteWiseAsset>>;
+    /// Every resource in the cache.
+    fn all(&self) -> Vec<std::sync::Arc<SiteWiseAsset>>;
 }
 
 /// No resources at all (unit tests that need none).
@@ -27,6 +29,10 @@ pub struct NoResources;
 impl Resources for NoResources {
     fn get(&self, _: &str, _: &str) -> Option<std::sync::Arc<SiteWiseAsset>> {
         None
+    }
+
+    fn all(&self) -> Vec<std::sync::Arc<SiteWiseAsset>> {
+        Vec::new()
     }
 }
 
@@ -44,6 +50,16 @@ impl Resources for MemoryResources {
             .cloned()
             .map(std::sync::Arc::new)
     }
+
+    fn all(&self) -> Vec<std::sync::Arc<SiteWiseAsset>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .map(std::sync::Arc::new)
+            .collect()
+    }
 }
 
 impl Resources for kube::runtime::reflector::Store<SiteWiseAsset> {
@@ -52,6 +68,10 @@ impl Resources for kube::runtime::reflector::Store<SiteWiseAsset> {
             self,
             &kube::runtime::reflector::ObjectRef::new(name).within(namespace),
         )
+    }
+
+    fn all(&self) -> Vec<std::sync::Arc<SiteWiseAsset>> {
+        self.state()
     }
 }
 

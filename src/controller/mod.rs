@@ -94,6 +94,8 @@ pub struct Context<S> {
     pub released: released::Released,
     /// What deletions learned in earlier passes (links, claims).
     pub deletions: cleanup::DeletionMemory,
+    /// SiteWise's delete time, learned: when to confirm a deletion.
+    pub pace: cleanup::DeletePace,
 }
 
 impl<S> Context<S> {
@@ -110,6 +112,7 @@ impl<S> Context<S> {
             namespace: None,
             released: released::Released::default(),
             deletions: cleanup::DeletionMemory::default(),
+            pace: cleanup::DeletePace::default(),
         }
     }
 
@@ -258,7 +261,10 @@ pub async fn settle<S>(
             let class = err.class();
             ctx.metrics.reconciled(class.as_str());
             let step = failed_step(&err, status);
-            let (delay, attempts) = ctx.retry_delay_at(&key, class, &step);
+            let (delay, attempts) = match err.poll_after() {
+                Some(poll) => (poll, ctx.failures.get(&key)),
+                None => ctx.retry_delay_at(&key, class, &step),
+            };
             ctx.gate.hold(
                 &key,
                 gate::trigger_key(obj),

@@ -69,11 +69,15 @@ enum StatusSink {
     Memory(Mutex<Vec<SiteWiseAssetStatus>>),
 }
 
-/// Holds the latest status of one resource during a reconcile and writes every change.
+/// Holds the latest status of one resource during a reconcile and writes it: at once
+/// ([`StatusWriter::update`]) or later, with the next write ([`StatusWriter::stage`]), so a
+/// deletion writes when its phase changes rather than before every call.
 pub struct StatusWriter {
     sink: StatusSink,
     generation: Option<i64>,
     current: Mutex<SiteWiseAssetStatus>,
+    /// What the API server has (as far as this reconcile knows).
+    written: Mutex<SiteWiseAssetStatus>,
 }
 
 impl StatusWriter {
@@ -85,6 +89,7 @@ impl StatusWriter {
             },
             generation: obj.metadata.generation,
             current: Mutex::new(obj.status.clone().unwrap_or_default()),
+            written: Mutex::new(obj.status.clone().unwrap_or_default()),
         }
     }
 
@@ -93,6 +98,7 @@ impl StatusWriter {
             sink: StatusSink::Memory(Mutex::new(Vec::new())),
             generation: obj.metadata.generation,
             current: Mutex::new(obj.status.clone().unwrap_or_default()),
+            written: Mutex::new(obj.status.clone().unwrap_or_default()),
         }
     }
 
@@ -115,17 +121,40 @@ impl StatusWriter {
         }
     }
 
-    /// Applies `change` and writes the status if it changed.
+    /// The status as last written (or as read at the start of the reconcile).
+    pub fn written_snapshot(&self) -> SiteWiseAssetStatus {
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Applies `change` without writing: it goes out with the next write.
+    pub fn stage(&self, change: impl FnOnce(&mut SiteWiseAssetStatus)) {
+        change(&mut self.current.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Applies `change` and writes the status if it differs from what was written.
     pub async fn update(&self, change: impl FnOnce(&mut SiteWiseAssetStatus)) -> Result<()> {
+        self.stage(change);
+        self.flush().await
+    }
+
+    /// Writes the staged changes, if any.
+    pub async fn flush(&self) -> Result<()> {
         let next = {
-            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-            let before = current.clone();
-            change(&mut current);
-            if *current == before {
+            let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            if *current == *self.written.lock().unwrap_or_else(|e| e.into_inner()) {
                 return Ok(());
             }
             current.clone()
         };
+        self.write(next.clone()).await?;
+        *self.written.lock().unwrap_or_else(|e| e.into_inner()) = next;
+        Ok(())
+    }
+
+    async fn write(&self, next: SiteWiseAssetStatus) -> Result<()> {
         match &self.sink {
             StatusSink::Memory(written) => {
                 written.lock().unwrap_or_else(|e| e.into_inner()).push(next);

@@ -1,48 +1,139 @@
-//! Client-side rate limits shared by every reconcile (governor token buckets), so the
-//! operator stays under the account's SiteWise request quotas instead of finding them through
-//! ThrottlingException: asset operations share one bucket (the published quota is 30 TPS per
-//! account and region, shared with every other client of the account), DescribeAsset has its
-//! own (100 TPS). Calls wait for a token; nothing is dropped. Tag calls count against the asset
-//! bucket, as SiteWise counts them.
-
-use std::num::NonZeroU32;
-
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+//! Client-side rates shared by every reconcile, so the operator spends the account's SiteWise
+//! quota instead of finding it through ThrottlingException: asset operations share one bucket
+//! (the published quota is 30 requests per second per account and region, shared with every
+//! other client of the account; tag calls count against it), DescribeAsset has its own (100).
+//!
+//! Each bucket paces calls evenly at its current rate (no bursts) and adapts it the way TCP
+//! shares a link: it starts at the configured quota, cuts the rate by a quarter on a
+//! ThrottlingException (at most once per second, since the calls in flight are throttled
+//! together), and recovers additively while calls go through. The operator thus runs close to
+//! the quota when alone and yields to other clients of the account when it is not. A fixed
+//! token bucket (governor) cannot change its rate at run time, hence this small pacer.
+//! Calls wait for their slot; nothing is dropped.
 
 use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
 
-use super::{Decorate, Operation, SiteWise, SiteWiseResult};
+use tokio::time::Instant;
 
-/// Requests per second allowed to each bucket; `None` switches a bucket off.
+use super::{Decorate, ErrorKind, Operation, SiteWise, SiteWiseResult};
+
+/// Requests per second allowed to each bucket (the account's quotas); `None` switches a bucket
+/// off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rates {
     pub asset_operations: Option<NonZeroU32>,
     pub describe_asset: Option<NonZeroU32>,
 }
 
+/// Factor applied to the rate on a throttle.
+const DECREASE: f64 = 0.75;
+/// Requests per second regained per second without throttles.
+const RECOVERY_PER_SECOND: f64 = 1.0;
+/// Throttles closer together than this count as one signal.
+const DECREASE_SPACING: Duration = Duration::from_secs(1);
+const FLOOR: f64 = 1.0;
+
+/// One adaptive bucket.
+#[derive(Debug)]
+pub struct AdaptiveRate {
+    ceiling: f64,
+    state: Mutex<PaceState>,
+}
+
+#[derive(Debug)]
+struct PaceState {
+    rate: f64,
+    /// The earliest time the next call may start.
+    next_slot: Instant,
+    last_recovery: Instant,
+    last_decrease: Option<Instant>,
+}
+
+impl AdaptiveRate {
+    pub fn new(quota: NonZeroU32) -> Self {
+        let now = Instant::now();
+        let ceiling = f64::from(quota.get());
+        Self {
+            ceiling,
+            state: Mutex::new(PaceState {
+                rate: ceiling,
+                next_slot: now,
+                last_recovery: now,
+                last_decrease: None,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, PaceState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current rate, in requests per second.
+    pub fn rate(&self) -> f64 {
+        self.state().rate
+    }
+
+    /// Waits for this call's slot.
+    pub async fn acquire(&self) {
+        let slot = {
+            let mut state = self.state();
+            let now = Instant::now();
+            let recovered = now
+                .saturating_duration_since(state.last_recovery)
+                .as_secs_f64();
+            state.rate = (state.rate + recovered * RECOVERY_PER_SECOND).min(self.ceiling);
+            state.last_recovery = now;
+            let slot = state.next_slot.max(now);
+            state.next_slot = slot + Duration::from_secs_f64(1.0 / state.rate);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// SiteWise throttled a call: slow down.
+    pub fn throttled(&self) {
+        let mut state = self.state();
+        let now = Instant::now();
+        if state
+            .last_decrease
+            .is_some_and(|t| now.saturating_duration_since(t) < DECREASE_SPACING)
+        {
+            return;
+        }
+        state.rate = (state.rate * DECREASE).max(FLOOR);
+        state.last_decrease = Some(now);
+        state.last_recovery = now;
+    }
+}
+
 pub struct RateLimited<S> {
     inner: S,
-    asset_operations: Option<DefaultDirectRateLimiter>,
-    describe_asset: Option<DefaultDirectRateLimiter>,
+    asset_operations: Option<AdaptiveRate>,
+    describe_asset: Option<AdaptiveRate>,
 }
 
 impl<S> RateLimited<S> {
     pub fn new(inner: S, rates: Rates) -> Self {
-        // Burst of one: calls are spread evenly rather than sent in a burst at each second.
-        let limiter = |rate: Option<NonZeroU32>| {
-            rate.map(|r| RateLimiter::direct(Quota::per_second(r).allow_burst(NonZeroU32::MIN)))
-        };
         Self {
             inner,
-            asset_operations: limiter(rates.asset_operations),
-            describe_asset: limiter(rates.describe_asset),
+            asset_operations: rates.asset_operations.map(AdaptiveRate::new),
+            describe_asset: rates.describe_asset.map(AdaptiveRate::new),
         }
     }
-}
 
-async fn take(limiter: &Option<DefaultDirectRateLimiter>) {
-    if let Some(limiter) = limiter {
-        limiter.until_ready().await;
+    fn bucket(&self, operation: Operation) -> Option<&AdaptiveRate> {
+        match operation {
+            Operation::DescribeAsset => self.describe_asset.as_ref(),
+            _ => self.asset_operations.as_ref(),
+        }
+    }
+
+    /// The current rate of `operation`'s bucket, `None` when it is off.
+    pub fn rate_of(&self, operation: Operation) -> Option<f64> {
+        self.bucket(operation).map(AdaptiveRate::rate)
     }
 }
 
@@ -58,17 +149,23 @@ impl<S: SiteWise> Decorate for RateLimited<S> {
         operation: Operation,
         call: impl Future<Output = SiteWiseResult<T>> + Send,
     ) -> SiteWiseResult<T> {
-        match operation {
-            Operation::DescribeAsset => take(&self.describe_asset).await,
-            _ => take(&self.asset_operations).await,
+        let bucket = self.bucket(operation);
+        if let Some(bucket) = bucket {
+            bucket.acquire().await;
         }
-        call.await
+        let result = call.await;
+        if let (Some(bucket), Err(e)) = (bucket, &result)
+            && e.kind == ErrorKind::Throttled
+        {
+            bucket.throttled();
+        }
+        result
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Instant as StdInstant;
 
     use super::*;
     use crate::sitewise::Direction;
@@ -85,27 +182,73 @@ mod tests {
                 describe_asset: None,
             },
         );
-        let started = Instant::now();
+        let started = StdInstant::now();
         for _ in 0..11 {
             let _ = limited
                 .list_associated_assets("a", Direction::Child, None)
                 .await;
         }
-        // 11 calls at 20/s with a burst of one need at least 10 intervals of 50 ms.
+        // 11 calls at 20/s, evenly spread, need at least 10 intervals of 50 ms.
         assert!(
             started.elapsed() >= Duration::from_millis(450),
             "{:?}",
             started.elapsed()
         );
         // Describe has no limit here.
-        let started = Instant::now();
+        let started = StdInstant::now();
         for _ in 0..50 {
             let _ = limited.describe_asset("a").await;
         }
         assert!(started.elapsed() < Duration::from_millis(400));
-        assert_eq!(
-            fake.calls(crate::sitewise::Operation::ListAssociatedAssets),
-            11
+        assert_eq!(fake.calls(Operation::ListAssociatedAssets), 11);
+    }
+
+    #[tokio::test]
+    async fn throttles_cut_the_rate_once_per_signal_and_it_recovers_additively() {
+        let fake = FakeSiteWise::new();
+        fake.add_asset("a", None, &[]);
+        let limited = RateLimited::new(
+            fake.clone(),
+            Rates {
+                asset_operations: NonZeroU32::new(40),
+                describe_asset: NonZeroU32::new(100),
+            },
         );
+        assert_eq!(limited.rate_of(Operation::DeleteAsset), Some(40.0));
+        // Three calls throttled together are one signal: one cut by a quarter.
+        for _ in 0..3 {
+            fake.fail_next(Operation::ListAssociatedAssets, None, ErrorKind::Throttled);
+            let _ = limited
+                .list_associated_assets("a", Direction::Child, None)
+                .await;
+        }
+        let cut = limited.rate_of(Operation::DeleteAsset).unwrap_or_default();
+        assert!((cut - 30.0).abs() < 0.5, "{cut}");
+        // Other buckets are not affected.
+        assert_eq!(limited.rate_of(Operation::DescribeAsset), Some(100.0));
+        // Calls that go through regain about one request per second per second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let _ = limited
+            .list_associated_assets("a", Direction::Child, None)
+            .await;
+        let recovered = limited.rate_of(Operation::DeleteAsset).unwrap_or_default();
+        assert!(
+            recovered > cut + 0.9 && recovered < cut + 2.0,
+            "{recovered}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_rate_never_goes_above_the_quota_or_below_one() {
+        let bucket = AdaptiveRate::new(NonZeroU32::MIN.saturating_add(1));
+        bucket.acquire().await;
+        assert_eq!(bucket.rate(), 2.0);
+        for _ in 0..3 {
+            bucket.throttled();
+            if let Ok(mut state) = bucket.state.lock() {
+                state.last_decrease = None;
+            }
+        }
+        assert_eq!(bucket.rate(), FLOOR);
     }
 }

@@ -27,7 +27,11 @@ pub async fn read_links<S: SiteWise>(
         }
     }
     let parent = parent_link(sitewise, &asset.id, recorded).await?;
-    Ok(Links { children, parent })
+    Ok(Links {
+        children,
+        awaiting: Vec::new(),
+        parent,
+    })
 }
 
 /// The asset's parent and the hierarchy linking them. The PARENT listing does not say which

@@ -25,6 +25,8 @@ struct Known {
     asset_id: String,
     links: Option<Links>,
     claim_read: Option<Instant>,
+    /// When the deletion started waiting for children that detach themselves.
+    waiting_since: Option<Instant>,
 }
 
 impl DeletionMemory {
@@ -59,6 +61,16 @@ impl DeletionMemory {
         self.with(uid, asset_id, |k| k.claim_read = Some(now));
     }
 
+    /// When this deletion first waited for its children; `now` if it starts waiting now.
+    pub fn waiting_since(&self, uid: &str, asset_id: &str, now: Instant) -> Instant {
+        self.with(uid, asset_id, |k| *k.waiting_since.get_or_insert(now))
+    }
+
+    /// When this deletion first waited for its children, if it has.
+    pub fn waited_since(&self, uid: &str, asset_id: &str) -> Option<Instant> {
+        self.with(uid, asset_id, |k| k.waiting_since)
+    }
+
     pub fn forget(&self, uid: &str) {
         self.known
             .lock()
@@ -81,6 +93,7 @@ mod tests {
                 hierarchy_id: "h".into(),
                 child_id: "c".into(),
             }],
+            awaiting: Vec::new(),
             parent: None,
         };
         memory.set_links("u1", "a1", Some(links.clone()));
@@ -91,6 +104,14 @@ mod tests {
         // Another asset under the same resource (never expected) starts from nothing.
         assert_eq!(memory.links("u1", "a2"), None);
         assert_eq!(memory.links("u1", "a1"), None);
+        assert_eq!(memory.waited_since("u1", "a1"), None);
+        assert_eq!(memory.waiting_since("u1", "a1", t0), t0);
+        let later = t0 + Duration::from_secs(9);
+        assert_eq!(
+            memory.waiting_since("u1", "a1", later),
+            t0,
+            "the first wait counts"
+        );
         memory.set_links("u2", "a3", Some(Links::default()));
         memory.forget("u2");
         assert_eq!(memory.links("u2", "a3"), None);

@@ -12,64 +12,83 @@ use crate::crd::{DeletionPhase, DeletionProgress, Ownership, SiteWiseAsset};
 use crate::error::Result;
 use crate::sitewise::{ErrorKind, SiteWise};
 
-pub(super) async fn start_deletion(status: &StatusWriter) -> Result<()> {
+/// Stages the start of the deletion; it is written with the first phase worth showing.
+pub(super) fn start_deletion(status: &StatusWriter) {
     let generation = status.generation();
-    status
-        .update(|s| {
-            let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
-            if deletion.started_at.is_none() {
-                deletion.started_at = Some(jiff::Timestamp::now().to_string());
-            }
-            status::set_condition(
-                &mut s.conditions,
-                status::DELETING,
-                true,
-                "DeletionStarted",
-                "The resource is being deleted",
-                generation,
-            );
-            // Never ACTIVE and Ready for a resource on its way out.
-            status::set_condition(
-                &mut s.conditions,
-                status::READY,
-                false,
-                "Deleting",
-                "The resource is being deleted",
-                generation,
-            );
-        })
-        .await
+    status.stage(|s| {
+        let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+        if deletion.started_at.is_none() {
+            deletion.started_at = Some(jiff::Timestamp::now().to_string());
+        }
+        status::set_condition(
+            &mut s.conditions,
+            status::DELETING,
+            true,
+            "DeletionStarted",
+            "The resource is being deleted",
+            generation,
+        );
+        // Never ACTIVE and Ready for a resource on its way out.
+        status::set_condition(
+            &mut s.conditions,
+            status::READY,
+            false,
+            "Deleting",
+            "The resource is being deleted",
+            generation,
+        );
+    });
 }
 
-/// Records the phase (and the call about to be made) before acting.
-pub(super) async fn progress(
+/// Stages the phase (and the call about to be made); see [`worth_writing`] for when it is
+/// written.
+pub(super) fn progress(
     status: &StatusWriter,
     step: &Step,
     observation: &Observation,
     operation: Option<String>,
-) -> Result<()> {
+) {
     let generation = status.generation();
     let phase = step.phase();
     let children = observation.children_remaining();
-    status
-        .update(|s| {
-            if let Observation::Present { state, .. } = observation {
-                s.state = Some(state.to_string());
-            }
-            let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
-            deletion.phase = phase;
-            deletion.children_remaining = children;
-            deletion.current_operation = operation;
-            status::set_condition(
-                &mut s.conditions,
-                status::DELETING,
-                true,
-                &format!("{phase:?}"),
-                describe_phase(phase, children),
-                generation,
-            );
-        })
-        .await
+    status.stage(|s| {
+        if let Observation::Present { state, .. } = observation {
+            s.state = Some(state.to_string());
+        }
+        let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+        deletion.phase = phase;
+        deletion.children_remaining = children;
+        deletion.current_operation = operation;
+        status::set_condition(
+            &mut s.conditions,
+            status::DELETING,
+            true,
+            &format!("{phase:?}"),
+            describe_phase(phase, children),
+            generation,
+        );
+    });
+}
+
+/// Whether the staged phase is worth an API-server write: a person watching needs to see the
+/// deletion start and each new phase, not every call and poll. DeleteRequested already says
+/// that SiteWise is deleting, so AwaitingDeletion after it is not written.
+pub(super) fn worth_writing(status: &StatusWriter) -> bool {
+    let phase = |s: crate::crd::SiteWiseAssetStatus| s.deletion.map(|d| d.phase);
+    match (phase(status.written_snapshot()), phase(status.snapshot())) {
+        (_, None) => false,
+        (Some(DeletionPhase::DeleteRequested), Some(DeletionPhase::AwaitingDeletion)) => false,
+        (written, staged) => written != staged,
+    }
+}
+
+/// Writes the staged status when [`worth_writing`].
+pub(super) async fn write_if_worth_it(status: &StatusWriter) -> Result<()> {
+    if worth_writing(status) {
+        status.flush().await
+    } else {
+        Ok(())
+    }
 }
 
 fn describe_phase(phase: DeletionPhase, children: u32) -> String {
@@ -80,7 +99,10 @@ fn describe_phase(phase: DeletionPhase, children: u32) -> String {
         }
         DeletionPhase::DisassociatingChildren => format!("Disassociating {children} child assets"),
         DeletionPhase::DetachingFromParent => "Detaching the asset from its parent".into(),
-        DeletionPhase::DeleteRequested => "DeleteAsset requested".into(),
+        DeletionPhase::DeleteRequested => {
+            "DeleteAsset requested; SiteWise deletes the asset, then the finalizer is released"
+                .into()
+        }
         DeletionPhase::AwaitingDeletion => "SiteWise is deleting the asset".into(),
         DeletionPhase::Done => "Deletion finished".into(),
     }

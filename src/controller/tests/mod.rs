@@ -171,9 +171,11 @@ async fn deletes_children_links_parent_link_then_the_asset_and_waits_until_gone(
         "the finalizer must be kept while SiteWise deletes"
     );
     assert_eq!(run.fake.state_of(LINE), Some(AssetState::Deleting));
+    // DeleteRequested (written before the call) already says SiteWise is deleting: no
+    // further write while it does.
     assert_eq!(
         run.status().deletion.map(|d| d.phase),
-        Some(DeletionPhase::AwaitingDeletion)
+        Some(DeletionPhase::DeleteRequested)
     );
 
     // DELETING is still reported once (set_deleting_polls(1)), then 404.
@@ -200,12 +202,16 @@ async fn deletes_children_links_parent_link_then_the_asset_and_waits_until_gone(
         run.reasons(),
         vec![
             "ChildDisassociated",
-            "ChildDisassociated",
-            "ChildDisassociated",
             "DetachedFromParent",
             "DeleteRequested",
             "AssetDeleted"
-        ]
+        ],
+        "one event for the children, not one per child"
+    );
+    assert!(
+        run.events[0]
+            .note
+            .starts_with("Disassociated 3 child asset(s)")
     );
     let status = run.status();
     assert_eq!(status.state.as_deref(), Some("Deleted"));
@@ -640,6 +646,7 @@ async fn a_replica_that_lost_its_lease_sends_no_mutation() {
     run.until_released(6).await;
 }
 mod ownership;
+mod prune;
 
 #[test]
 fn kubernetes_failures_back_off_briefly_and_apart_from_sitewise_failures() {

@@ -1,0 +1,136 @@
+//! What the watch cache says about an asset's children while the asset is deleted: which
+//! children remove their link themselves (their own resources are being deleted), which have
+//! already done so, and which the parent must disassociate. In a prune, each link is then
+//! removed once, by the child, instead of by both sides racing for it.
+//!
+//! The cache only ever saves calls, never decides safety: SiteWise refuses DeleteAsset while a
+//! link remains, and that refusal sends the deletion back to reading the links from SiteWise.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::super::plan::{ChildLink, Links};
+use crate::crd::{DeletionPhase, DeletionPolicy, Ownership, SiteWiseAsset};
+
+/// How long a parent waits for children that should detach themselves before it removes the
+/// links itself (a child stuck on an error must not hold its parent for ever).
+pub const CHILD_WAIT_LIMIT: Duration = Duration::from_secs(120);
+
+/// What happens to one child link during the parent's deletion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildFate {
+    /// The child's resource is being deleted and will remove the link itself.
+    DetachesItself,
+    /// The child's resource has removed the link (its deletion is past detaching).
+    Detached,
+    /// Nobody else will remove the link: the parent disassociates it.
+    ParentDetaches,
+}
+
+/// The resource that owns asset `child_id`, if the cache has one.
+fn owner_of<'a>(resources: &'a [Arc<SiteWiseAsset>], child_id: &str) -> Option<&'a SiteWiseAsset> {
+    resources
+        .iter()
+        .map(Arc::as_ref)
+        .filter(|r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.asset_id.as_deref() == Some(child_id))
+        })
+        .find(|r| owns(r))
+}
+
+fn owns(resource: &SiteWiseAsset) -> bool {
+    resource
+        .status
+        .as_ref()
+        .is_some_and(|s| matches!(s.ownership, Some(Ownership::Created | Ownership::Adopted)))
+}
+
+/// The fate of the link `parent_id` > `child_id` according to the child's resource.
+pub fn fate(resources: &[Arc<SiteWiseAsset>], parent_id: &str, child_id: &str) -> ChildFate {
+    let Some(child) = owner_of(resources, child_id) else {
+        return ChildFate::ParentDetaches;
+    };
+    let Some(status) = child.status.as_ref() else {
+        return ChildFate::ParentDetaches;
+    };
+    let phase = status.deletion.as_ref().map(|d| d.phase);
+    if matches!(
+        phase,
+        Some(
+            DeletionPhase::DeleteRequested | DeletionPhase::AwaitingDeletion | DeletionPhase::Done
+        )
+    ) {
+        return ChildFate::Detached;
+    }
+    let deleting = child.metadata.deletion_timestamp.is_some()
+        && child.spec.deletion_policy == DeletionPolicy::Delete
+        && child.force_orphan_reason().is_none();
+    let failing = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == crate::controller::status::TERMINAL && c.status == "True");
+    // The child finds this parent either from the link it recorded or by probing.
+    let knows_the_link = status
+        .parent_link
+        .as_ref()
+        .is_none_or(|l| l.parent_id == parent_id);
+    if deleting && !failing && knows_the_link {
+        ChildFate::DetachesItself
+    } else {
+        ChildFate::ParentDetaches
+    }
+}
+
+/// The children of `parent_id` that resources in the cache record as linked to it, for a
+/// deletion that starts from what status knows. Children no resource manages are not known
+/// here: SiteWise's refusal of DeleteAsset reveals them.
+pub fn known_children(resources: &[Arc<SiteWiseAsset>], parent_id: &str) -> Vec<ChildLink> {
+    let mut children: Vec<ChildLink> = resources
+        .iter()
+        .filter(|r| owns(r))
+        .filter_map(|r| {
+            let status = r.status.as_ref()?;
+            let link = status.parent_link.as_ref()?;
+            let child_id = status.asset_id.clone()?;
+            (link.parent_id == parent_id && link.associated).then(|| ChildLink {
+                hierarchy_id: link.hierarchy_id.clone(),
+                child_id,
+            })
+        })
+        .collect();
+    children.sort_by(|a, b| a.child_id.cmp(&b.child_id));
+    children
+}
+
+/// Sorts `links` children by fate: links the parent must remove go to `children`, links
+/// their children remove to `awaiting`, links already removed are dropped. `listed` says the
+/// children come from a SiteWise listing, which outranks a cache that says "detached".
+/// After [`CHILD_WAIT_LIMIT`] of waiting (`waiting_since`), the parent removes them all.
+pub fn sort_children(
+    resources: &[Arc<SiteWiseAsset>],
+    parent_id: &str,
+    links: &mut Links,
+    listed: bool,
+    waiting_since: Option<Instant>,
+    now: Instant,
+) {
+    let waited_too_long =
+        waiting_since.is_some_and(|since| now.saturating_duration_since(since) >= CHILD_WAIT_LIMIT);
+    let candidates: Vec<ChildLink> = links
+        .children
+        .drain(..)
+        .chain(links.awaiting.drain(..))
+        .collect();
+    for child in candidates {
+        match fate(resources, parent_id, &child.child_id) {
+            ChildFate::DetachesItself if !waited_too_long => links.awaiting.push(child),
+            ChildFate::Detached if !listed => {}
+            _ => links.children.push(child),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::*;
+use crate::crd::{
+    Condition, DeletionProgress, ParentLinkStatus, SiteWiseAssetSpec, SiteWiseAssetStatus,
+};
+
+const PARENT: &str = "11111111-1111-1111-1111-111111111111";
+
+/// A resource owning `asset`, linked to PARENT, deleted or not.
+fn child(asset: &str, deleting: bool) -> SiteWiseAsset {
+    let mut obj = SiteWiseAsset::new(asset, SiteWiseAssetSpec::default());
+    obj.metadata.namespace = Some("plant".into());
+    if deleting {
+        obj.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+    }
+    obj.status = Some(SiteWiseAssetStatus {
+        asset_id: Some(asset.into()),
+        ownership: Some(Ownership::Created),
+        parent_link: Some(ParentLinkStatus {
+            parent_id: PARENT.into(),
+            hierarchy_id: "h".into(),
+            associated: true,
+            round: 0,
+        }),
+        ..SiteWiseAssetStatus::default()
+    });
+    obj
+}
+
+fn link(child_id: &str) -> ChildLink {
+    ChildLink {
+        hierarchy_id: "h".into(),
+        child_id: child_id.into(),
+    }
+}
+
+fn cache(objs: Vec<SiteWiseAsset>) -> Vec<Arc<SiteWiseAsset>> {
+    objs.into_iter().map(Arc::new).collect()
+}
+
+fn with_status(mut obj: SiteWiseAsset, f: impl FnOnce(&mut SiteWiseAssetStatus)) -> SiteWiseAsset {
+    if let Some(status) = obj.status.as_mut() {
+        f(status);
+    }
+    obj
+}
+
+#[test]
+fn a_child_being_deleted_detaches_itself_and_a_live_one_is_detached_by_the_parent() {
+    let resources = cache(vec![child("pruned", true), child("live", false)]);
+    assert_eq!(
+        fate(&resources, PARENT, "pruned"),
+        ChildFate::DetachesItself
+    );
+    assert_eq!(fate(&resources, PARENT, "live"), ChildFate::ParentDetaches);
+    // No resource: nobody else removes the link.
+    assert_eq!(
+        fate(&resources, PARENT, "unmanaged"),
+        ChildFate::ParentDetaches
+    );
+}
+
+#[test]
+fn children_that_will_not_remove_the_link_are_left_to_the_parent() {
+    let mut retained = child("retained", true);
+    retained.spec.deletion_policy = DeletionPolicy::Retain;
+    let mut orphaned = child("orphaned", true);
+    orphaned.metadata.annotations = Some(
+        [(
+            crate::crd::FORCE_ORPHAN_ANNOTATION.to_string(),
+            "stuck".to_string(),
+        )]
+        .into(),
+    );
+    let not_owned = with_status(child("not-owned", true), |s| {
+        s.ownership = Some(Ownership::NotOwned)
+    });
+    let terminal = with_status(child("terminal", true), |s| {
+        s.conditions.push(Condition {
+            type_: "Terminal".into(),
+            status: "True".into(),
+            reason: "PermanentError".into(),
+            message: "access denied".into(),
+            last_transition_time: String::new(),
+            observed_generation: None,
+        })
+    });
+    let elsewhere = with_status(child("elsewhere", true), |s| {
+        if let Some(l) = s.parent_link.as_mut() {
+            l.parent_id = "another-parent".into();
+        }
+    });
+    let resources = cache(vec![retained, orphaned, not_owned, terminal, elsewhere]);
+    for id in ["retained", "orphaned", "not-owned", "terminal", "elsewhere"] {
+        assert_eq!(
+            fate(&resources, PARENT, id),
+            ChildFate::ParentDetaches,
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn a_child_past_detaching_counts_as_detached() {
+    let resources = cache(vec![with_status(child("gone", true), |s| {
+        s.deletion = Some(DeletionProgress {
+            phase: DeletionPhase::DeleteRequested,
+            ..DeletionProgress::default()
+        })
+    })]);
+    assert_eq!(fate(&resources, PARENT, "gone"), ChildFate::Detached);
+}
+
+#[test]
+fn known_children_are_the_owned_resources_linked_to_the_parent() {
+    let unlinked = with_status(child("unlinked", false), |s| {
+        if let Some(l) = s.parent_link.as_mut() {
+            l.associated = false;
+        }
+    });
+    let not_owned = with_status(child("not-owned", false), |s| {
+        s.ownership = Some(Ownership::NotOwned)
+    });
+    let resources = cache(vec![
+        child("b", true),
+        child("a", false),
+        unlinked,
+        not_owned,
+    ]);
+    assert_eq!(
+        known_children(&resources, PARENT),
+        vec![link("a"), link("b")]
+    );
+    assert!(known_children(&resources, "someone-else").is_empty());
+}
+
+#[test]
+fn sorting_waits_for_self_detaching_children_until_the_limit() {
+    let detached = with_status(child("detached", true), |s| {
+        s.deletion = Some(DeletionProgress {
+            phase: DeletionPhase::AwaitingDeletion,
+            ..DeletionProgress::default()
+        })
+    });
+    let resources = cache(vec![child("pruned", true), child("live", false), detached]);
+    let all = || Links {
+        children: vec![link("pruned"), link("live"), link("detached")],
+        awaiting: Vec::new(),
+        parent: None,
+    };
+    let now = Instant::now();
+    let mut links = all();
+    sort_children(&resources, PARENT, &mut links, false, None, now);
+    assert_eq!(links.children, vec![link("live")]);
+    assert_eq!(links.awaiting, vec![link("pruned")]);
+    // SiteWise still lists the "detached" child: SiteWise wins over the cache.
+    let mut listed = all();
+    sort_children(&resources, PARENT, &mut listed, true, None, now);
+    assert_eq!(listed.children, vec![link("live"), link("detached")]);
+    // Waited too long: the parent removes the links itself.
+    let mut late = all();
+    let since = now.checked_sub(CHILD_WAIT_LIMIT).unwrap_or(now);
+    sort_children(&resources, PARENT, &mut late, false, Some(since), now);
+    assert_eq!(late.children, vec![link("pruned"), link("live")]);
+    assert!(late.awaiting.is_empty());
+}

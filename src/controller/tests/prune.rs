@@ -1,0 +1,203 @@
+//! Deletions at the quota: what a prune costs per asset (calls, status writes, events), a
+//! parent waiting for children that detach themselves, and a big parent giving up its slot.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::controller::claim::MemoryResources;
+use crate::crd::ParentLinkStatus;
+
+const AREA: &str = "30000000-0000-4000-8000-000000000001";
+const LEAF: &str = "30000000-0000-4000-8000-000000000002";
+const LEAF_UID: &str = "6e3d9b42-8a1f-4c7b-8d2e-3f4a5b6c7d8e";
+const H_AREA: &str = "40000000-0000-4000-8000-000000000001";
+
+/// A resource that created `asset` and linked it under `parent`, now being deleted.
+fn created(name: &str, uid: &str, asset: &str, parent: Option<&str>) -> SiteWiseAsset {
+    let mut obj = resource(asset, DeletionPolicy::Delete);
+    obj.spec.asset_id = None;
+    obj.spec.asset_model_id = Some("machine-model".into());
+    obj.metadata.name = Some(name.into());
+    obj.metadata.uid = Some(uid.into());
+    obj.status = Some(SiteWiseAssetStatus {
+        asset_id: Some(asset.into()),
+        state: Some("ACTIVE".into()),
+        ownership: Some(Ownership::Created),
+        parent_link: parent.map(|p| ParentLinkStatus {
+            parent_id: p.into(),
+            hierarchy_id: H_AREA.into(),
+            associated: true,
+            round: 0,
+        }),
+        ..SiteWiseAssetStatus::default()
+    });
+    obj
+}
+
+fn area_with_leaf() -> FakeSiteWise {
+    let fake = FakeSiteWise::new();
+    fake.add_asset(AREA, None, &[H_AREA]);
+    fake.add_asset(LEAF, None, &[]);
+    fake.link(AREA, H_AREA, LEAF);
+    fake.set_deleting_polls(0);
+    fake
+}
+
+fn with_cache(fake: FakeSiteWise, obj: SiteWiseAsset, cache: &Arc<MemoryResources>) -> Run {
+    let mut run = Run::new(fake, obj);
+    run.ctx.resources = cache.clone();
+    run
+}
+
+fn publish(cache: &MemoryResources, obj: &SiteWiseAsset) {
+    let mut objs = cache.0.lock().expect("cache");
+    objs.retain(|o| o.metadata.uid != obj.metadata.uid);
+    objs.push(obj.clone());
+}
+
+#[tokio::test]
+async fn a_leaf_whose_link_status_knows_costs_three_calls_three_writes_three_events() {
+    let fake = area_with_leaf();
+    let leaf = created("machine", LEAF_UID, LEAF, Some(AREA));
+    let mut run = Run::new(fake, leaf);
+    run.until_released(5).await;
+    let calls: Vec<Operation> = run.fake.journal().iter().map(|c| c.operation).collect();
+    assert_eq!(
+        calls,
+        [
+            Operation::DisassociateAssets,
+            Operation::DeleteAsset,
+            Operation::DescribeAsset
+        ],
+        "disassociate, delete, one confirming read"
+    );
+    assert!(
+        run.statuses.len() <= 3,
+        "{} status writes",
+        run.statuses.len()
+    );
+    assert_eq!(
+        run.reasons(),
+        ["DetachedFromParent", "DeleteRequested", "AssetDeleted"]
+    );
+    assert!(!run.fake.exists(LEAF));
+    assert!(run.fake.exists(AREA));
+    // The first write already says what is going on.
+    let first = &run.statuses[0];
+    assert_eq!(
+        status::condition(first, status::READY).map(|c| c.reason.as_str()),
+        Some("Deleting")
+    );
+    assert_eq!(
+        first.deletion.as_ref().map(|d| d.phase),
+        Some(DeletionPhase::DeleteRequested)
+    );
+}
+
+#[tokio::test]
+async fn in_a_prune_the_child_removes_its_link_and_the_parent_waits_for_it() {
+    let fake = area_with_leaf();
+    let cache = Arc::new(MemoryResources::default());
+    let leaf = created("machine", LEAF_UID, LEAF, Some(AREA));
+    let area = created("area", UID, AREA, None);
+    publish(&cache, &leaf);
+    publish(&cache, &area);
+    let mut parent = with_cache(fake.clone(), area, &cache);
+    let mut child = with_cache(fake.clone(), leaf, &cache);
+
+    // The parent goes first: it sends nothing while its child is on its way.
+    let waiting = parent.reconcile().await;
+    assert_eq!(
+        retry_after(&waiting).map(|(c, _)| c),
+        Some(ErrorClass::Pending)
+    );
+    assert!(fake.journal().is_empty(), "{:#?}", fake.journal());
+    assert_eq!(
+        parent.status().deletion.map(|d| d.phase),
+        Some(DeletionPhase::DisassociatingChildren),
+        "a person sees what the parent waits for"
+    );
+    // The child detaches itself; its status (as the watch would deliver it) frees the parent.
+    assert!(child.reconcile().await.is_err(), "awaiting the deletion");
+    publish(&cache, &child.obj);
+    parent.until_released(5).await;
+    child.until_released(5).await;
+    assert!(!fake.exists(AREA) && !fake.exists(LEAF));
+    assert_eq!(
+        fake.calls(Operation::DisassociateAssets),
+        1,
+        "one call per link"
+    );
+    assert_eq!(fake.effective_calls(Operation::DeleteAsset).len(), 2);
+    assert_eq!(fake.calls(Operation::ListAssociatedAssets), 0);
+}
+
+#[tokio::test]
+async fn a_child_no_resource_manages_is_found_by_sitewise_refusing_the_delete() {
+    let fake = area_with_leaf();
+    let area = created("area", UID, AREA, None);
+    let mut run = Run::new(fake, area);
+    run.until_released(5).await;
+    assert!(!run.fake.exists(AREA));
+    assert!(
+        run.fake.exists(LEAF),
+        "the unmanaged child is detached, not deleted"
+    );
+    assert!(run.fake.links().is_empty());
+    let deletes = run.fake.calls(Operation::DeleteAsset);
+    assert_eq!(deletes, 2, "refused once, then accepted");
+    assert_eq!(run.fake.effective_calls(Operation::DeleteAsset).len(), 1);
+}
+
+#[tokio::test]
+async fn a_live_child_is_detached_by_its_parent_without_listing() {
+    let fake = area_with_leaf();
+    let cache = Arc::new(MemoryResources::default());
+    let mut live = created("machine", LEAF_UID, LEAF, Some(AREA));
+    live.metadata.deletion_timestamp = None;
+    publish(&cache, &live);
+    let mut run = with_cache(fake, created("area", UID, AREA, None), &cache);
+    run.until_released(5).await;
+    assert!(run.fake.exists(LEAF) && !run.fake.exists(AREA));
+    assert_eq!(run.fake.calls(Operation::ListAssociatedAssets), 0);
+    assert_eq!(run.fake.calls(Operation::DeleteAsset), 1);
+}
+
+#[tokio::test]
+async fn a_parent_with_many_children_gives_up_its_slot_between_batches() {
+    let fake = FakeSiteWise::new();
+    fake.add_asset(AREA, None, &[H_AREA]);
+    let children: Vec<String> = (0..40)
+        .map(|i| format!("50000000-0000-4000-8000-{i:012}"))
+        .collect();
+    for child in &children {
+        fake.add_asset(child, None, &[]);
+        fake.link(AREA, H_AREA, child);
+    }
+    fake.set_deleting_polls(0);
+    let mut run = Run::new(fake, resource(AREA, DeletionPolicy::Delete));
+    let mut batches = Vec::new();
+    for _ in 0..10 {
+        let before = run.fake.calls(Operation::DisassociateAssets);
+        let result = run.reconcile().await;
+        batches.push(run.fake.calls(Operation::DisassociateAssets) - before);
+        if result.is_ok() {
+            break;
+        }
+    }
+    assert!(!run.fake.exists(AREA));
+    assert_eq!(run.fake.calls(Operation::DisassociateAssets), 40);
+    assert!(
+        batches.iter().all(|b| *b <= 16),
+        "at most 16 calls per reconcile: {batches:?}"
+    );
+    let progress: Vec<u32> = run
+        .statuses
+        .iter()
+        .filter_map(|s| s.deletion.as_ref().map(|d| d.children_remaining))
+        .collect();
+    assert!(
+        progress.contains(&24) && progress.contains(&8),
+        "{progress:?}"
+    );
+}
