@@ -63,7 +63,7 @@ pub enum Error {
 
     /// An error that was already reported (status, event, metrics); carries the retry delay
     /// chosen for it to `error_policy`.
-    #[error("{source} (retry in {}s)", retry_after.as_secs())]
+    #[error("{source} (retry in {:.1}s)", retry_after.as_secs_f64())]
     Reported {
         #[source]
         source: Box<Error>,

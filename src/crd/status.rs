@@ -150,7 +150,9 @@ fn is_zero(n: &u32) -> bool {
 }
 
 /// Phases of a deletion, in order.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(
+    Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 pub enum DeletionPhase {
     /// Reading the asset and its links.
     #[default]

@@ -216,6 +216,16 @@ pub async fn gitops_prune_of_a_tree(env: &Env) -> anyhow::Result<()> {
         deleted.len() == 31 && deleted.values().all(|n| *n == 1),
         "{deleted:?}"
     );
+    // Each link is removed once, by one side: the child whose resource is pruned too; its
+    // parent waits for it instead of racing it.
+    let links = journal(&emu, Op::DisassociateAssets);
+    let removed = effective(&emu, Op::DisassociateAssets);
+    ensure!(
+        links.len() == 30 && removed.len() == 30,
+        "one DisassociateAssets per link: {} calls for {} links",
+        links.len(),
+        removed.len()
+    );
     let total = emu.store().journal().len();
     let counters = emu.store().counters().clone();
     eprintln!("[e2e] prune: {total} SiteWise calls: {counters:?}");

@@ -301,6 +301,12 @@ impl Operator {
     }
 
     /// SIGSTOP (`pause`) and SIGCONT (`resume`): a frozen VM or a throttled cgroup.
+    /// The operator's process ID (for its memory figures in the benchmarks).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
         let status = Command::new("kill")
             .args([signal, &self.child.id().to_string()])

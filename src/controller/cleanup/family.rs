@@ -105,14 +105,16 @@ pub fn known_children(resources: &[Arc<SiteWiseAsset>], parent_id: &str) -> Vec<
 }
 
 /// Sorts `links` children by fate: links the parent must remove go to `children`, links
-/// their children remove to `awaiting`, links already removed are dropped. `listed` says the
-/// children come from a SiteWise listing, which outranks a cache that says "detached".
-/// After [`CHILD_WAIT_LIMIT`] of waiting (`waiting_since`), the parent removes them all.
+/// their children remove to `awaiting`, links already removed are dropped (a child's status
+/// says so only after its DisassociateAssets succeeded; a SiteWise listing read just before
+/// that is older news). After [`CHILD_WAIT_LIMIT`] of waiting (`waiting_since`), the parent
+/// removes the remaining links itself. `removed_here` names the children whose deletion in
+/// this process removed the link (known before the watch delivers their status).
 pub fn sort_children(
     resources: &[Arc<SiteWiseAsset>],
     parent_id: &str,
     links: &mut Links,
-    listed: bool,
+    removed_here: &dyn Fn(&str) -> bool,
     waiting_since: Option<Instant>,
     now: Instant,
 ) {
@@ -124,9 +126,12 @@ pub fn sort_children(
         .chain(links.awaiting.drain(..))
         .collect();
     for child in candidates {
+        if removed_here(&child.child_id) {
+            continue;
+        }
         match fate(resources, parent_id, &child.child_id) {
             ChildFate::DetachesItself if !waited_too_long => links.awaiting.push(child),
-            ChildFate::Detached if !listed => {}
+            ChildFate::Detached => {}
             _ => links.children.push(child),
         }
     }

@@ -18,6 +18,12 @@ pub const CLAIM_FRESH: Duration = Duration::from_secs(60);
 pub struct DeletionMemory {
     /// Per resource UID: the asset, its links as last known, and when the claim was read.
     known: Mutex<HashMap<String, Known>>,
+    /// Assets whose parent link a deletion in this process removed: their parents need not
+    /// wait for the watch to deliver the child's status.
+    detached: Mutex<std::collections::HashSet<String>>,
+    /// Per resource UID: the deletion progress this process last wrote, for passes that start
+    /// from a watch cache that has not caught up with it yet.
+    progress: Mutex<HashMap<String, crate::crd::DeletionProgress>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -71,7 +77,40 @@ impl DeletionMemory {
         self.with(uid, asset_id, |k| k.waiting_since)
     }
 
+    pub fn link_removed(&self, child_asset_id: &str) {
+        self.detached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(child_asset_id.to_string());
+    }
+
+    pub fn was_link_removed(&self, child_asset_id: &str) -> bool {
+        self.detached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(child_asset_id)
+    }
+
+    pub fn wrote_progress(&self, uid: &str, progress: crate::crd::DeletionProgress) {
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.to_string(), progress);
+    }
+
+    pub fn written_progress(&self, uid: &str) -> Option<crate::crd::DeletionProgress> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .cloned()
+    }
+
     pub fn forget(&self, uid: &str) {
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
         self.known
             .lock()
             .unwrap_or_else(|e| e.into_inner())

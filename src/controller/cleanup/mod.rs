@@ -64,6 +64,7 @@ pub async fn cleanup<S: SiteWise>(
 ) -> Result<Action> {
     let uid = obj.require_uid()?;
     let policy = obj.spec.deletion_policy;
+    catch_up(ctx, uid, status);
     let before = status.snapshot();
     start_deletion(status);
 
@@ -100,6 +101,9 @@ pub async fn cleanup<S: SiteWise>(
         }
     };
     let outcome = pass.run(policy, observation).await;
+    if let Some(written) = status.written_snapshot().deletion {
+        ctx.deletions.wrote_progress(uid, written);
+    }
     if let Err(err) = &outcome
         && err.class() == crate::error::ErrorClass::Pending
     {
@@ -107,6 +111,22 @@ pub async fn cleanup<S: SiteWise>(
         write_if_worth_it(status).await?;
     }
     outcome
+}
+
+/// A pass may start from a watch cache that has not yet delivered what the previous pass of
+/// this process wrote (the watch lags, or is down while the API server is away): the progress
+/// written last is taken over when it is further along, so a deletion never steps back (a
+/// DeleteAsset sent is never forgotten, nor the release reason it implies).
+fn catch_up<S>(ctx: &Context<S>, uid: &str, status: &StatusWriter) {
+    let Some(written) = ctx.deletions.written_progress(uid) else {
+        return;
+    };
+    let cached = status.snapshot().deletion;
+    if cached.as_ref().is_none_or(|c| {
+        c.phase < written.phase || c.round < written.round || c.delete_round < written.delete_round
+    }) {
+        status.stage(|s| s.deletion = Some(written));
+    }
 }
 
 /// One reconcile of a deletion.
@@ -230,6 +250,7 @@ impl<S: SiteWise> Pass<'_, S> {
                     self.remove_link(&step, &observation, link).await?;
                     observation.record(&step, None);
                     remember(ctx, uid, &observation);
+                    ctx.deletions.link_removed(&asset_id);
                     status.stage(|s| {
                         if let Some(recorded) = s.parent_link.as_mut() {
                             recorded.associated = false;

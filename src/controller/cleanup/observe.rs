@@ -74,7 +74,7 @@ pub fn from_status<S>(
         &resources,
         &asset_id,
         &mut links,
-        false,
+        &|c| ctx.deletions.was_link_removed(c),
         None,
         Instant::now(),
     );
@@ -108,7 +108,7 @@ pub fn from_memory<S>(
         &resources,
         &asset_id,
         &mut links,
-        false,
+        &|c| ctx.deletions.was_link_removed(c),
         waiting,
         Instant::now(),
     );
@@ -192,7 +192,15 @@ pub fn recall<S>(ctx: &Context<S>, uid: &str, observation: &mut Observation) {
         if let Some(links) = links.as_mut() {
             let waiting = ctx.deletions.waited_since(uid, asset_id);
             let resources = ctx.resources.all();
-            family::sort_children(&resources, asset_id, links, false, waiting, Instant::now());
+            let removed_here = |c: &str| ctx.deletions.was_link_removed(c);
+            family::sort_children(
+                &resources,
+                asset_id,
+                links,
+                &removed_here,
+                waiting,
+                Instant::now(),
+            );
         }
     }
     if standing.claim.is_none() && ctx.deletions.claim_is_fresh(uid, asset_id, Instant::now()) {
@@ -217,7 +225,7 @@ pub fn set_read_links<S>(
             &resources,
             asset_id,
             &mut new_links,
-            true,
+            &|c| ctx.deletions.was_link_removed(c),
             waiting,
             Instant::now(),
         );

@@ -151,17 +151,17 @@ fn sorting_waits_for_self_detaching_children_until_the_limit() {
     };
     let now = Instant::now();
     let mut links = all();
-    sort_children(&resources, PARENT, &mut links, false, None, now);
+    sort_children(&resources, PARENT, &mut links, &|_| false, None, now);
     assert_eq!(links.children, vec![link("live")]);
     assert_eq!(links.awaiting, vec![link("pruned")]);
-    // SiteWise still lists the "detached" child: SiteWise wins over the cache.
-    let mut listed = all();
-    sort_children(&resources, PARENT, &mut listed, true, None, now);
-    assert_eq!(listed.children, vec![link("live"), link("detached")]);
     // Waited too long: the parent removes the links itself.
     let mut late = all();
     let since = now.checked_sub(CHILD_WAIT_LIMIT).unwrap_or(now);
-    sort_children(&resources, PARENT, &mut late, false, Some(since), now);
+    sort_children(&resources, PARENT, &mut late, &|_| false, Some(since), now);
+    // A link this process saw removed is dropped whatever the cache says.
+    let mut here = all();
+    sort_children(&resources, PARENT, &mut here, &|c| c == "pruned", None, now);
+    assert!(here.awaiting.is_empty());
     assert_eq!(late.children, vec![link("pruned"), link("live")]);
     assert!(late.awaiting.is_empty());
 }
