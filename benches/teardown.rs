@@ -142,6 +142,15 @@ async fn apiserver_requests(client: &kube::Client) -> anyhow::Result<BTreeMap<St
     Ok(counts)
 }
 
+/// Events published in `ns` (a repeated event counts each time).
+async fn event_total(client: &kube::Client, ns: &str) -> i32 {
+    events_in(client, ns)
+        .await
+        .iter()
+        .map(|e| e.count.max(1))
+        .sum()
+}
+
 /// Journal entries of the prune, without the calls made before it.
 fn prune_journal(
     emu: &sitewise_emulator::Emulator,
@@ -171,7 +180,16 @@ async fn teardown(env: &Env, run: &Run, shape: (usize, usize, usize)) -> anyhow:
     args.extend(["--backoff-max", "15s", "--conflict-backoff-max", "30s"]);
     args.extend(["--resync", "5m", "--terminal-retry", "10m"]);
     args.extend(run.operator_args);
-    let operator = Operator::start_with(env, &ns, &emu.endpoint(), run.name, &args)?;
+    // Logs as in production: a debug log would cost the operator more than its work.
+    let operator = Operator::start_logged(
+        env,
+        &ns,
+        &emu.endpoint(),
+        run.name,
+        &args,
+        None,
+        "info,kube_client::client::builder=off",
+    )?;
     let api: Api<SiteWiseAsset> = env.assets(&ns);
     let resources = plant(shape.0, shape.1, shape.2)?;
     let n = resources.len();
@@ -192,6 +210,7 @@ async fn teardown(env: &Env, run: &Run, shape: (usize, usize, usize)) -> anyhow:
     }
     let from = emu.store().journal().len();
     let requests_before = apiserver_requests(&env.client).await?;
+    let events_before = event_total(&env.client, &ns).await;
     let started = Instant::now();
     api.delete_collection(&DeleteParams::background(), &ListParams::default())
         .await?;
@@ -243,8 +262,7 @@ async fn teardown(env: &Env, run: &Run, shape: (usize, usize, usize)) -> anyhow:
         requests_after.get(key).copied().unwrap_or(0.0)
             - requests_before.get(key).copied().unwrap_or(0.0)
     };
-    let events = events_in(&env.client, &ns).await;
-    let event_count: i32 = events.iter().map(|e| e.count.max(1)).sum();
+    let event_count = event_total(&env.client, &ns).await - events_before;
     Ok(Figures {
         assets: n,
         seconds,

@@ -102,8 +102,10 @@ pub struct RunArgs {
     #[arg(long, env = "TERMINAL_RETRY", default_value = "10m", value_parser = parse_positive_duration)]
     pub terminal_retry: Duration,
 
-    /// Resources reconciled at the same time (never two reconciles of one resource).
-    #[arg(long, env = "CONCURRENCY", default_value_t = 8,
+    /// Resources reconciled at the same time (never two reconciles of one resource). A
+    /// reconcile holds its slot while it waits for its turn at the SiteWise rate, so enough
+    /// slots keep the rate busy while others talk to the API server.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
@@ -273,7 +275,7 @@ mod tests {
         assert_eq!(settings.backoff.base, Duration::from_millis(500));
         assert_eq!(settings.backoff.max, Duration::from_secs(60));
         assert_eq!(args.sdk_settings().sdk_max_attempts, 1);
-        assert_eq!(args.concurrency, 8);
+        assert_eq!(args.concurrency, 16);
     }
 
     #[test]

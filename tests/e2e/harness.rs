@@ -257,6 +257,22 @@ impl Operator {
         extra_args: &[&str],
         identity: Option<&str>,
     ) -> anyhow::Result<Self> {
+        let debug = "info,sitewise_operator=debug,kube_client::client::builder=off";
+        Self::start_logged(
+            env, namespace, endpoint, log_name, extra_args, identity, debug,
+        )
+    }
+
+    /// [`Operator::start_as`] with the log filter `rust_log` (benchmarks log as in production).
+    pub fn start_logged(
+        env: &Env,
+        namespace: &str,
+        endpoint: &str,
+        log_name: &str,
+        extra_args: &[&str],
+        identity: Option<&str>,
+        rust_log: &str,
+    ) -> anyhow::Result<Self> {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{log_name}.log"));
         // Each start has its own log file name; truncate what an earlier run left there.
         let file = std::fs::File::create(&log)?;
@@ -287,10 +303,7 @@ impl Operator {
             .env("AWS_ACCESS_KEY_ID", "emulator")
             .env("AWS_SECRET_ACCESS_KEY", "emulator")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env(
-                "RUST_LOG",
-                "info,sitewise_operator=debug,kube_client::client::builder=off",
-            )
+            .env("RUST_LOG", rust_log)
             .envs(identity.map(|id| ("POD_NAME", id)))
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)

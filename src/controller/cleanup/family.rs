@@ -16,6 +16,24 @@ use crate::crd::{DeletionPhase, DeletionPolicy, Ownership, SiteWiseAsset};
 /// links itself (a child stuck on an error must not hold its parent for ever).
 pub const CHILD_WAIT_LIMIT: Duration = Duration::from_secs(120);
 
+/// How long after its own deletion started a parent leaves live children alone: a prune
+/// (`kubectl delete -f`, a GitOps prune, a namespace teardown) marks its resources for
+/// deletion one after the other over seconds, and a child marked after its parent's first
+/// look detaches itself. A child still live after that is detached by the parent.
+pub const PRUNE_GRACE: Duration = Duration::from_secs(10);
+
+/// Whether `parent`'s deletion is recent enough for its live children to be joining it.
+pub fn in_prune_grace(parent: &SiteWiseAsset) -> bool {
+    parent
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .is_some_and(|t| {
+            let age = jiff::Timestamp::now().duration_since(t.0);
+            age.is_negative() || age.unsigned_abs() < PRUNE_GRACE
+        })
+}
+
 /// What happens to one child link during the parent's deletion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChildFate {
@@ -23,6 +41,9 @@ pub enum ChildFate {
     DetachesItself,
     /// The child's resource has removed the link (its deletion is past detaching).
     Detached,
+    /// The child's resource is live: it stays, and the parent detaches it (after
+    /// [`PRUNE_GRACE`], in case it is being pruned too).
+    Live,
     /// Nobody else will remove the link: the parent disassociates it.
     ParentDetaches,
 }
@@ -76,7 +97,9 @@ pub fn fate(resources: &[Arc<SiteWiseAsset>], parent_id: &str, child_id: &str) -
         .parent_link
         .as_ref()
         .is_none_or(|l| l.parent_id == parent_id);
-    if deleting && !failing && knows_the_link {
+    if child.metadata.deletion_timestamp.is_none() {
+        ChildFate::Live
+    } else if deleting && !failing && knows_the_link {
         ChildFate::DetachesItself
     } else {
         ChildFate::ParentDetaches
@@ -108,13 +131,15 @@ pub fn known_children(resources: &[Arc<SiteWiseAsset>], parent_id: &str) -> Vec<
 /// their children remove to `awaiting`, links already removed are dropped (a child's status
 /// says so only after its DisassociateAssets succeeded; a SiteWise listing read just before
 /// that is older news). After [`CHILD_WAIT_LIMIT`] of waiting (`waiting_since`), the parent
-/// removes the remaining links itself. `removed_here` names the children whose deletion in
+/// removes the remaining links itself. Live children are waited for while `in_grace` (see
+/// [`PRUNE_GRACE`]). `removed_here` names the children whose deletion in
 /// this process removed the link (known before the watch delivers their status).
 pub fn sort_children(
     resources: &[Arc<SiteWiseAsset>],
     parent_id: &str,
     links: &mut Links,
     removed_here: &dyn Fn(&str) -> bool,
+    in_grace: bool,
     waiting_since: Option<Instant>,
     now: Instant,
 ) {
@@ -131,6 +156,7 @@ pub fn sort_children(
         }
         match fate(resources, parent_id, &child.child_id) {
             ChildFate::DetachesItself if !waited_too_long => links.awaiting.push(child),
+            ChildFate::Live if in_grace => links.awaiting.push(child),
             ChildFate::Detached => {}
             _ => links.children.push(child),
         }

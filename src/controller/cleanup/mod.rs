@@ -86,8 +86,8 @@ pub async fn cleanup<S: SiteWise>(
         disassociated: 0,
         unreported: 0,
     };
-    let known =
-        observe::from_status(ctx, obj, &before).or_else(|| observe::from_memory(ctx, uid, &before));
+    let known = observe::from_status(ctx, obj, &before)
+        .or_else(|| observe::from_memory(ctx, uid, &before, family::in_prune_grace(obj)));
     let observation = match known {
         Some(known) => {
             pass.from_status = true;
@@ -153,7 +153,8 @@ impl<S: SiteWise> Pass<'_, S> {
         mut observation: Observation,
     ) -> Result<Action> {
         let (ctx, status, uid) = (self.ctx, self.status, self.uid);
-        recall(ctx, uid, &mut observation);
+        let in_grace = family::in_prune_grace(self.obj);
+        recall(ctx, uid, in_grace, &mut observation);
         for _ in 0..MAX_STEPS_PER_RECONCILE {
             let step = plan::next_step(policy, &observation);
             if !matches!(step, Step::DisassociateChild(_)) {
@@ -166,7 +167,8 @@ impl<S: SiteWise> Pass<'_, S> {
                 | Step::ReleaseNotOwned { .. } => {
                     ctx.deletions.forget(uid);
                     if step == Step::ReleaseDeleted {
-                        ctx.pace.gone(uid, Instant::now());
+                        let ceiling = ctx.settings.poll_interval;
+                        ctx.pace.gone(uid, Instant::now(), ceiling);
                     } else {
                         ctx.pace.forget(uid);
                     }
@@ -222,7 +224,8 @@ impl<S: SiteWise> Pass<'_, S> {
                     let description = described(&self.description, &self.reference)?;
                     let recorded = status.snapshot().parent_link;
                     let links = read_links(&ctx.sitewise, description, recorded.as_ref()).await?;
-                    observe::set_read_links(ctx, uid, &mut observation, links);
+                    let in_grace = family::in_prune_grace(self.obj);
+                    observe::set_read_links(ctx, uid, in_grace, &mut observation, links);
                     progress(status, &step, &observation, None);
                 }
                 Step::DisassociateChild(child) => {
@@ -461,7 +464,8 @@ impl<S: SiteWise> Pass<'_, S> {
                 }
                 self.from_status = false;
                 self.description = Some(description);
-                observe::set_read_links(ctx, uid, observation, links);
+                let in_grace = family::in_prune_grace(self.obj);
+                observe::set_read_links(ctx, uid, in_grace, observation, links);
                 Ok(())
             }
             Err(err) => Err(err.into()),

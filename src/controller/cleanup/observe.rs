@@ -65,6 +65,7 @@ pub fn from_status<S>(
         _ => return None,
     };
     let resources = ctx.resources.all();
+    let in_grace = family::in_prune_grace(obj);
     let mut links = Links {
         children: family::known_children(&resources, &asset_id),
         awaiting: Vec::new(),
@@ -75,6 +76,7 @@ pub fn from_status<S>(
         &asset_id,
         &mut links,
         &|c| ctx.deletions.was_link_removed(c),
+        in_grace,
         None,
         Instant::now(),
     );
@@ -92,6 +94,7 @@ pub fn from_memory<S>(
     ctx: &Context<S>,
     uid: &str,
     before: &SiteWiseAssetStatus,
+    in_grace: bool,
 ) -> Option<Observation> {
     let deletion = before.deletion.as_ref()?;
     if deletion.phase != DeletionPhase::DisassociatingChildren {
@@ -109,6 +112,7 @@ pub fn from_memory<S>(
         &asset_id,
         &mut links,
         &|c| ctx.deletions.was_link_removed(c),
+        in_grace,
         waiting,
         Instant::now(),
     );
@@ -177,7 +181,7 @@ pub fn described<'a>(
 
 /// Takes what earlier passes of this deletion learned: the links (their children sorted again
 /// with the cache as it is now), and a fresh claim.
-pub fn recall<S>(ctx: &Context<S>, uid: &str, observation: &mut Observation) {
+pub fn recall<S>(ctx: &Context<S>, uid: &str, in_grace: bool, observation: &mut Observation) {
     let Observation::Present {
         asset_id,
         links,
@@ -198,6 +202,7 @@ pub fn recall<S>(ctx: &Context<S>, uid: &str, observation: &mut Observation) {
                 asset_id,
                 links,
                 &removed_here,
+                in_grace,
                 waiting,
                 Instant::now(),
             );
@@ -212,6 +217,7 @@ pub fn recall<S>(ctx: &Context<S>, uid: &str, observation: &mut Observation) {
 pub fn set_read_links<S>(
     ctx: &Context<S>,
     uid: &str,
+    in_grace: bool,
     observation: &mut Observation,
     mut new_links: Links,
 ) {
@@ -226,6 +232,7 @@ pub fn set_read_links<S>(
             asset_id,
             &mut new_links,
             &|c| ctx.deletions.was_link_removed(c),
+            in_grace,
             waiting,
             Instant::now(),
         );

@@ -8,6 +8,10 @@
 //! sample. When the first poll already found it gone, the deletion took at most that long and
 //! the sample is a little less, so the estimate keeps probing downwards until a poll comes too
 //! early; one early poll moves it back up. Polls therefore mostly land just after the deletion.
+//!
+//! A poll that runs late (the reconcile queue is busy in a large prune) sees the asset gone
+//! later than it went, which would feed a longer estimate and later polls: the estimate is
+//! therefore never longer than the configured poll interval, which it can only shorten.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -52,7 +56,7 @@ impl DeletePace {
         state.running.insert(uid.to_string(), (now, None));
         state
             .estimate
-            .map(|e| e.mul_f64(MARGIN).max(MIN_POLL))
+            .map(|e| e.mul_f64(MARGIN).clamp(MIN_POLL, fallback))
             .unwrap_or(fallback)
     }
 
@@ -68,8 +72,9 @@ impl DeletePace {
             .unwrap_or(fallback)
     }
 
-    /// The asset was found gone at `now`: the deletion's time becomes a sample.
-    pub fn gone(&self, uid: &str, now: Instant) {
+    /// The asset was found gone at `now`: the deletion's time becomes a sample (at most
+    /// `ceiling`, the poll interval).
+    pub fn gone(&self, uid: &str, now: Instant, ceiling: Duration) {
         let mut state = self.state();
         let Some((accepted, last_deleting)) = state.running.remove(uid) else {
             return;
@@ -78,7 +83,8 @@ impl DeletePace {
         let sample = match last_deleting {
             Some(still) => still + (seen_gone.saturating_sub(still)) / 2,
             None => seen_gone.mul_f64(PROBE_DOWN),
-        };
+        }
+        .min(ceiling);
         state.estimate = Some(match state.estimate {
             None => sample,
             Some(e) => e.mul_f64(1.0 - WEIGHT) + sample.mul_f64(WEIGHT),
@@ -107,7 +113,7 @@ mod tests {
             loop {
                 polls += 1;
                 if at >= real {
-                    pace.gone(&uid, t0 + at);
+                    pace.gone(&uid, t0 + at, FALLBACK);
                     break;
                 }
                 at += pace.still_deleting(&uid, t0 + at, FALLBACK);
@@ -138,13 +144,27 @@ mod tests {
     }
 
     #[test]
+    fn late_polls_never_push_the_estimate_past_the_poll_interval() {
+        let pace = DeletePace::default();
+        let t0 = Instant::now();
+        for i in 0..20 {
+            let uid = format!("u{i}");
+            pace.accepted(&uid, t0, FALLBACK);
+            // The reconcile queue was busy: each poll ran 30 s late.
+            pace.gone(&uid, t0 + Duration::from_secs(30), FALLBACK);
+        }
+        assert!(pace.estimate().is_some_and(|e| e <= FALLBACK));
+        assert!(pace.accepted("next", t0, FALLBACK) <= FALLBACK);
+    }
+
+    #[test]
     fn a_slower_sitewise_moves_the_estimate_up() {
         let pace = DeletePace::default();
         simulate(&pace, Duration::from_millis(500), 80);
         let fast = pace.estimate().unwrap_or_default();
-        simulate(&pace, Duration::from_secs(4), 30);
+        simulate(&pace, Duration::from_millis(2800), 30);
         let slow = pace.estimate().unwrap_or_default();
         assert!(fast < Duration::from_millis(700), "{fast:?}");
-        assert!(slow > Duration::from_millis(3000), "{slow:?}");
+        assert!(slow > Duration::from_millis(2200), "{slow:?}");
     }
 }

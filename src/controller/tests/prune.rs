@@ -1,5 +1,6 @@
 //! Deletions at the quota: what a prune costs per asset (calls, status writes, events), a
-//! parent waiting for children that detach themselves, and a big parent giving up its slot.
+//! parent waiting for children that detach themselves, a big parent giving up its slot, and
+//! what the watch cache keeps of each resource.
 
 use std::sync::Arc;
 
@@ -157,6 +158,14 @@ async fn a_live_child_is_detached_by_its_parent_without_listing() {
     live.metadata.deletion_timestamp = None;
     publish(&cache, &live);
     let mut run = with_cache(fake, created("area", UID, AREA, None), &cache);
+    // Just deleted: the child may be joining a prune; nothing is sent for it yet.
+    assert!(run.reconcile().await.is_err());
+    assert!(run.fake.journal().is_empty(), "{:#?}", run.fake.journal());
+    // Later, the child is still live: its parent detaches it.
+    run.obj.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::now() - jiff::SignedDuration::from_secs(11),
+        ));
     run.until_released(5).await;
     assert!(run.fake.exists(LEAF) && !run.fake.exists(AREA));
     assert_eq!(run.fake.calls(Operation::ListAssociatedAssets), 0);
@@ -200,4 +209,29 @@ async fn a_parent_with_many_children_gives_up_its_slot_between_batches() {
         progress.contains(&24) && progress.contains(&8),
         "{progress:?}"
     );
+}
+
+#[test]
+fn the_cache_drops_what_no_reconcile_reads_and_keeps_the_rest() {
+    let mut obj = created("machine", LEAF_UID, LEAF, Some(AREA));
+    obj.metadata.managed_fields = Some(vec![Default::default(); 3]);
+    obj.metadata.annotations = Some(
+        [
+            (
+                "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                "{\"spec\": {}}".to_string(),
+            ),
+            (
+                crate::crd::FORCE_ORPHAN_ANNOTATION.to_string(),
+                "stuck".to_string(),
+            ),
+        ]
+        .into(),
+    );
+    let before = obj.clone();
+    crate::controller::trim(&mut obj);
+    assert_eq!(obj.metadata.managed_fields, None);
+    assert_eq!(obj.force_orphan_reason(), Some("stuck"));
+    assert_eq!(obj.metadata.annotations.as_ref().map(|a| a.len()), Some(1));
+    assert_eq!((obj.spec, obj.status), (before.spec, before.status));
 }

@@ -53,7 +53,7 @@ fn a_child_being_deleted_detaches_itself_and_a_live_one_is_detached_by_the_paren
         fate(&resources, PARENT, "pruned"),
         ChildFate::DetachesItself
     );
-    assert_eq!(fate(&resources, PARENT, "live"), ChildFate::ParentDetaches);
+    assert_eq!(fate(&resources, PARENT, "live"), ChildFate::Live);
     // No resource: nobody else removes the link.
     assert_eq!(
         fate(&resources, PARENT, "unmanaged"),
@@ -151,17 +151,49 @@ fn sorting_waits_for_self_detaching_children_until_the_limit() {
     };
     let now = Instant::now();
     let mut links = all();
-    sort_children(&resources, PARENT, &mut links, &|_| false, None, now);
+    sort_children(&resources, PARENT, &mut links, &|_| false, false, None, now);
     assert_eq!(links.children, vec![link("live")]);
     assert_eq!(links.awaiting, vec![link("pruned")]);
     // Waited too long: the parent removes the links itself.
     let mut late = all();
     let since = now.checked_sub(CHILD_WAIT_LIMIT).unwrap_or(now);
-    sort_children(&resources, PARENT, &mut late, &|_| false, Some(since), now);
+    sort_children(
+        &resources,
+        PARENT,
+        &mut late,
+        &|_| false,
+        false,
+        Some(since),
+        now,
+    );
     // A link this process saw removed is dropped whatever the cache says.
     let mut here = all();
-    sort_children(&resources, PARENT, &mut here, &|c| c == "pruned", None, now);
+    sort_children(
+        &resources,
+        PARENT,
+        &mut here,
+        &|c| c == "pruned",
+        false,
+        None,
+        now,
+    );
+    // Just after the parent's deletion started, a live child may be joining the prune.
+    let mut young = all();
+    sort_children(&resources, PARENT, &mut young, &|_| false, true, None, now);
+    assert_eq!(young.awaiting, vec![link("pruned"), link("live")]);
     assert!(here.awaiting.is_empty());
     assert_eq!(late.children, vec![link("pruned"), link("live")]);
     assert!(late.awaiting.is_empty());
+}
+
+#[test]
+fn the_prune_grace_follows_the_parents_deletion_time() {
+    let mut parent = child("parent", true);
+    assert!(in_prune_grace(&parent));
+    parent.metadata.deletion_timestamp = Some(Time(
+        jiff::Timestamp::now() - jiff::SignedDuration::from_secs(11),
+    ));
+    assert!(!in_prune_grace(&parent));
+    parent.metadata.deletion_timestamp = None;
+    assert!(!in_prune_grace(&parent));
 }
