@@ -102,11 +102,12 @@ pub struct RunArgs {
     #[arg(long, env = "TERMINAL_RETRY", default_value = "10m", value_parser = parse_positive_duration)]
     pub terminal_retry: Duration,
 
-    /// Resources reconciled at the same time (never two reconciles of one resource). A
-    /// reconcile holds its slot while it waits for its turn at the SiteWise rate, so enough
-    /// slots keep the rate busy while others talk to the API server.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 16,
-          value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Resources reconciled at the same time (never two reconciles of one resource); 0 derives
+    /// it from `--sitewise-rate` (half the rate, at least 16). A reconcile holds its slot while
+    /// it waits for its turn at the SiteWise rate and while it writes to the API server, so a
+    /// higher quota needs more slots to be spent.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=256))]
     pub concurrency: u16,
 
     /// Address of the admin server (/livez, /readyz, /metrics).
@@ -171,6 +172,16 @@ impl RunArgs {
             fence: None,
             app_name: None,
         }
+    }
+
+    /// `--concurrency`, or the count derived from the asset-operation rate.
+    pub fn concurrency(&self) -> u16 {
+        if self.concurrency > 0 {
+            return self.concurrency;
+        }
+        u16::try_from(self.sitewise_rate.div_ceil(2))
+            .unwrap_or(u16::MAX)
+            .clamp(16, 256)
     }
 
     pub fn rates(&self) -> Rates {
@@ -275,7 +286,24 @@ mod tests {
         assert_eq!(settings.backoff.base, Duration::from_millis(500));
         assert_eq!(settings.backoff.max, Duration::from_secs(60));
         assert_eq!(args.sdk_settings().sdk_max_attempts, 1);
-        assert_eq!(args.concurrency, 16);
+        assert_eq!(args.concurrency(), 16, "the published quota (30/s)");
+    }
+
+    #[test]
+    fn concurrency_follows_the_rate_unless_given() {
+        let run = |flags: &[&str]| {
+            let cli = Cli::try_parse_from([&["sitewise-operator", "run"], flags].concat())
+                .expect("valid flags");
+            let Command::Run(args) = cli.command else {
+                panic!("expected run");
+            };
+            args.concurrency()
+        };
+        assert_eq!(run(&[]), 16);
+        assert_eq!(run(&["--sitewise-rate", "100"]), 50);
+        assert_eq!(run(&["--sitewise-rate", "0"]), 16);
+        assert_eq!(run(&["--sitewise-rate", "5000"]), 256);
+        assert_eq!(run(&["--sitewise-rate", "100", "--concurrency", "8"]), 8);
     }
 
     #[test]

@@ -94,7 +94,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     let options = RunOptions {
         namespace: args.namespace.clone(),
-        concurrency: args.concurrency,
+        concurrency: args.concurrency(),
         instance: Some(identity.clone()),
     };
     let Some(elector) = elector else {

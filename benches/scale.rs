@@ -1,0 +1,148 @@
+//! Scale: 10,000 resources (a plant of 1 site, 10 areas, 100 lines and 9,900 machines, each
+//! adopted by its own resource) held by one release-built operator against the real control
+//! plane and the emulator. Prints the operator's peak memory (VmHWM) and its CPU at rest, and
+//! the time a restarted operator takes to observe every resource again at the published
+//! DescribeAsset quota, against that quota's bound (N / 100 per second).
+//!
+//! The first adoption runs with the emulator's quotas off: it claims each asset with one
+//! TagResource, which the asset-operation quota (30/s) would spread over more than five
+//! minutes, and that is not what is measured here. Run with `cargo bench --bench scale`
+//! (`SCALE_MACHINES` per line changes the size).
+
+#[path = "../tests/e2e/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use harness::*;
+use kube::api::PostParams;
+use sitewise_emulator::config::Quotas;
+use sitewise_emulator::ops::Op;
+
+const LOG: &str = "info,kube_client::client::builder=off";
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn proc_status_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// User plus system CPU time of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may contain spaces) start after ") ".
+            let rest = s.rsplit_once(") ")?.1.to_string();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(f64::NAN);
+    ticks / 100.0
+}
+
+async fn bench() -> anyhow::Result<()> {
+    let machines = std::env::var("SCALE_MACHINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(99);
+    let env = Env::start().await?;
+    let ns = env.namespace("scale").await?;
+    let (emu, seeded) = emulator(quiet(), &plant_seed(10, 10, machines)).await?;
+    let n = seeded.assets.len();
+    let api = env.assets(&ns);
+    let started = Instant::now();
+    let first = Operator::start_logged(&env, &ns, &emu.endpoint(), "scale-1", &[], None, LOG)?;
+    for name in seeded.assets.keys() {
+        api.create(&PostParams::default(), &resource(name, "Delete")?)
+            .await?;
+    }
+    eprintln!(
+        "[scale] {n} resources created in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    wait_all_ready(&api, n, Duration::from_secs(3600)).await?;
+    let adopted = started.elapsed().as_secs_f64();
+    let first_peak = proc_status_mib(first.pid(), "VmHWM:");
+    first.kill();
+
+    // A restarted operator at the published quotas observes every resource again.
+    {
+        let mut store = emu.store();
+        store.settings.quotas = Quotas::default();
+        store.reset_limiter();
+    }
+    let from = emu.store().journal().len();
+    let restarted = Instant::now();
+    let operator = Operator::start_logged(&env, &ns, &emu.endpoint(), "scale-2", &[], None, LOG)?;
+    let observed = eventually(
+        "every resource observed again",
+        Duration::from_secs(3600),
+        || async {
+            let described: std::collections::HashSet<String> = emu.store().journal()[from..]
+                .iter()
+                .filter(|e| e.operation == Op::DescribeAsset && e.status < 300)
+                .filter_map(|e| e.resolved_id.clone().or(e.target.clone()))
+                .collect();
+            (described.len() >= n).then(|| restarted.elapsed().as_secs_f64())
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let cpu_before = cpu_seconds(operator.pid());
+    let calls_before = emu.store().journal().len();
+    let rest = Duration::from_secs(60);
+    tokio::time::sleep(rest).await;
+    let cpu_at_rest = (cpu_seconds(operator.pid()) - cpu_before) / rest.as_secs_f64();
+    let calls_at_rest = emu.store().journal().len() - calls_before;
+    let peak = proc_status_mib(operator.pid(), "VmHWM:");
+    let resident = proc_status_mib(operator.pid(), "VmRSS:");
+    let list = api.list(&Default::default()).await?;
+    ensure!(
+        list.items.iter().all(is_ready),
+        "every resource still Ready"
+    );
+    let bound = n as f64 / 100.0;
+    println!("scale: {n} resources, one operator (release build)");
+    println!(
+        "  first adoption (quotas off):   {adopted:7.1} s, operator peak {first_peak:6.1} MiB"
+    );
+    println!(
+        "  restart, all observed again:   {observed:7.1} s  bound {bound:5.1} s (DescribeAsset at 100/s)  ratio {:4.2}x",
+        observed / bound
+    );
+    println!("  operator after the restart:    peak {peak:6.1} MiB, resident {resident:6.1} MiB");
+    println!(
+        "  at rest (60 s):                {:5.1} % of a core, {calls_at_rest} SiteWise calls",
+        100.0 * cpu_at_rest
+    );
+    println!("  load average {}", load());
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(bench())
+}
