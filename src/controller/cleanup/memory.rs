@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::super::plan::Links;
 
+/// How long a removed parent link is remembered (longer than any parent waits for it).
+pub const DETACHED_KEPT: Duration = Duration::from_secs(600);
+
 /// How long a claim read counts as current.
 pub const CLAIM_FRESH: Duration = Duration::from_secs(60);
 
@@ -18,9 +21,10 @@ pub const CLAIM_FRESH: Duration = Duration::from_secs(60);
 pub struct DeletionMemory {
     /// Per resource UID: the asset, its links as last known, and when the claim was read.
     known: Mutex<HashMap<String, Known>>,
-    /// Assets whose parent link a deletion in this process removed: their parents need not
-    /// wait for the watch to deliver the child's status.
-    detached: Mutex<std::collections::HashSet<String>>,
+    /// Assets whose parent link a deletion in this process removed, and when: their parents
+    /// need not wait for the watch to deliver the child's status (or count a released child
+    /// as one to detach). Kept for [`DETACHED_KEPT`].
+    detached: Mutex<HashMap<String, Instant>>,
     /// Per resource UID: the deletion progress this process last wrote, for passes that start
     /// from a watch cache that has not caught up with it yet.
     progress: Mutex<HashMap<String, crate::crd::DeletionProgress>>,
@@ -77,18 +81,17 @@ impl DeletionMemory {
         self.with(uid, asset_id, |k| k.waiting_since)
     }
 
-    pub fn link_removed(&self, child_asset_id: &str) {
-        self.detached
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(child_asset_id.to_string());
+    pub fn link_removed(&self, child_asset_id: &str, now: Instant) {
+        let mut detached = self.detached.lock().unwrap_or_else(|e| e.into_inner());
+        detached.retain(|_, at| now.saturating_duration_since(*at) < DETACHED_KEPT);
+        detached.insert(child_asset_id.to_string(), now);
     }
 
     pub fn was_link_removed(&self, child_asset_id: &str) -> bool {
         self.detached
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(child_asset_id)
+            .contains_key(child_asset_id)
     }
 
     pub fn wrote_progress(&self, uid: &str, progress: crate::crd::DeletionProgress) {
@@ -150,6 +153,13 @@ mod tests {
             memory.waiting_since("u1", "a1", later),
             t0,
             "the first wait counts"
+        );
+        memory.link_removed("c", t0);
+        assert!(memory.was_link_removed("c"));
+        memory.link_removed("d", t0 + DETACHED_KEPT);
+        assert!(
+            !memory.was_link_removed("c"),
+            "forgotten after {DETACHED_KEPT:?}"
         );
         memory.set_links("u2", "a3", Some(Links::default()));
         memory.forget("u2");

@@ -253,7 +253,7 @@ impl<S: SiteWise> Pass<'_, S> {
                     self.remove_link(&step, &observation, link).await?;
                     observation.record(&step, None);
                     remember(ctx, uid, &observation);
-                    ctx.deletions.link_removed(&asset_id);
+                    ctx.deletions.link_removed(&asset_id, Instant::now());
                     status.stage(|s| {
                         if let Some(recorded) = s.parent_link.as_mut() {
                             recorded.associated = false;
