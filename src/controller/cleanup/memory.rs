@@ -4,6 +4,10 @@
 //! quota. Both are safe to reuse: SiteWise refuses DeleteAsset while any link remains (which
 //! sends the flow back to a fresh read), a link found already gone counts as removed, and a
 //! claim is re-read once it is older than [`CLAIM_FRESH`].
+//!
+//! Two more facts are kept for passes that start from a watch cache lagging behind this
+//! process: the parent links its deletions removed (a parent waiting for its children sees
+//! them at once) and the deletion progress it last wrote (a pass never steps back).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
