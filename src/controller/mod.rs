@@ -423,9 +423,11 @@ pub async fn run<S: SiteWise>(
     );
     // The cache keeps what the controller reads, not what it never does: managedFields and
     // kubectl's last-applied copy of the spec are dropped before objects reach the store
-    // (kube-rs's stream control: `watcher` + `modify` + `reflect`, then `for_stream`).
+    // (kube-rs's stream control: `watcher` + `modify` + `reflect`, then `for_stream`). The
+    // initial state arrives as a stream of watch events (streaming lists, on by default since
+    // Kubernetes 1.32), not as one list response of every object held in memory at once.
     let (reader, writer) = kube::runtime::reflector::store();
-    let objects = watcher(api, watcher::Config::default().any_semantic())
+    let objects = watcher(api, watcher::Config::default().streaming_lists())
         .default_backoff()
         .modify(trim)
         .reflect(writer)
