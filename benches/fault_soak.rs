@@ -8,6 +8,8 @@
 #[path = "../tests/e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[allow(dead_code)]
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use kube::api::{DeleteParams, ListParams};
 use sitewise_emulator::config::Settings;
 use sitewise_emulator::faults::OpFaults;
 use sitewise_emulator::ops::Op;
+use support::*;
 
 struct Figures {
     seconds: f64,
@@ -26,35 +29,12 @@ struct Figures {
     internal: usize,
 }
 
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 async fn soak(env: &Env, name: &str, faults: Option<OpFaults>) -> anyhow::Result<Figures> {
     let ns = env.namespace(name).await?;
     let mut settings = Settings::default();
     settings.timings.delete = Duration::from_secs(1);
     let (emu, seeded) = emulator(settings, &plant_seed(4, 7, 6)).await?;
-    let _operator = Operator::start_with(
-        env,
-        &ns,
-        &emu.endpoint(),
-        name,
-        &[
-            "--backoff-base",
-            "2s",
-            "--backoff-max",
-            "15s",
-            "--conflict-backoff-max",
-            "30s",
-            "--poll-interval",
-            "3s",
-            "--terminal-retry",
-            "10m",
-        ],
-    )?;
+    let _operator = Operator::start_with(env, &ns, &emu.endpoint(), name, &PRODUCTION_TIMINGS)?;
     let api = env.assets(&ns);
     let names: Vec<String> = seeded.assets.keys().cloned().collect();
     create_all(&api, &names, "Delete").await?;

@@ -12,6 +12,8 @@
 #[path = "../tests/e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[allow(dead_code)]
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -20,42 +22,9 @@ use harness::*;
 use kube::api::PostParams;
 use sitewise_emulator::config::Quotas;
 use sitewise_emulator::ops::Op;
+use support::*;
 
 const LOG: &str = "info,kube_client::client::builder=off";
-/// The production timings (the test harness resyncs every minute).
-const PRODUCTION: [&str; 12] = [
-    "--resync",
-    "5m",
-    "--poll-interval",
-    "3s",
-    "--backoff-base",
-    "2s",
-    "--backoff-max",
-    "15s",
-    "--conflict-backoff-max",
-    "30s",
-    "--terminal-retry",
-    "10m",
-];
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-fn proc_status_mib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
 
 /// User plus system CPU time of a process, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -86,7 +55,7 @@ async fn bench() -> anyhow::Result<()> {
     let started = Instant::now();
     // Set-up, not measured: no client-side rate either.
     let unlimited = [
-        &PRODUCTION[..],
+        &PRODUCTION_TIMINGS[..],
         &["--sitewise-rate", "0", "--sitewise-describe-rate", "0"],
     ]
     .concat();
@@ -129,7 +98,7 @@ async fn bench() -> anyhow::Result<()> {
         &ns,
         &emu.endpoint(),
         "scale-2",
-        &PRODUCTION,
+        &PRODUCTION_TIMINGS,
         None,
         LOG,
     )?;
@@ -195,11 +164,5 @@ async fn bench() -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    if std::env::args().any(|a| a == "--list") {
-        return Ok(());
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(bench())
+    support::run(bench)
 }

@@ -14,6 +14,8 @@
 #[path = "../tests/e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[allow(dead_code)]
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ use sitewise_emulator::config::Quotas;
 use sitewise_emulator::ops::Op;
 use sitewise_emulator::seed::Seed;
 use sitewise_operator::crd::SiteWiseAsset;
+use support::*;
 
 struct Run {
     name: &'static str,
@@ -51,26 +54,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Peak resident memory (VmHWM) of a process, in MiB.
-fn peak_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 fn models() -> anyhow::Result<Seed> {
@@ -176,10 +159,7 @@ async fn teardown(env: &Env, run: &Run, shape: (usize, usize, usize)) -> anyhow:
     let mut settings = quiet();
     settings.timings.delete = Duration::from_secs(2);
     let (emu, _) = emulator(settings, &models()?).await?;
-    let mut args = vec!["--poll-interval", "3s", "--backoff-base", "2s"];
-    args.extend(["--backoff-max", "15s", "--conflict-backoff-max", "30s"]);
-    args.extend(["--resync", "5m", "--terminal-retry", "10m"]);
-    args.extend(run.operator_args);
+    let args = [&PRODUCTION_TIMINGS[..], run.operator_args].concat();
     // Logs as in production: a debug log would cost the operator more than its work.
     let operator = Operator::start_logged(
         env,
@@ -216,7 +196,7 @@ async fn teardown(env: &Env, run: &Run, shape: (usize, usize, usize)) -> anyhow:
         .await?;
     wait_all_gone(&api, Duration::from_secs(3600)).await?;
     let seconds = started.elapsed().as_secs_f64();
-    let peak = peak_mib(operator.pid());
+    let peak = proc_status_mib(operator.pid(), "VmHWM:");
     let requests_after = apiserver_requests(&env.client).await?;
     let journal = prune_journal(&emu, from);
 
@@ -349,11 +329,5 @@ async fn bench() -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    if std::env::args().any(|a| a == "--list") {
-        return Ok(());
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(bench())
+    support::run(bench)
 }

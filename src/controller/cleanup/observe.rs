@@ -71,15 +71,7 @@ pub fn from_status<S>(
         awaiting: Vec::new(),
         parent,
     };
-    family::sort_children(
-        &resources,
-        &asset_id,
-        &mut links,
-        &|c| ctx.deletions.was_link_removed(c),
-        in_grace,
-        None,
-        Instant::now(),
-    );
+    sort(ctx, &asset_id, &mut links, in_grace, None);
     let uid = obj.metadata.uid.as_deref().unwrap_or_default();
     // What status says is remembered like something read: later passes start from it too.
     ctx.deletions
@@ -106,17 +98,29 @@ pub fn from_memory<S>(
         return None;
     }
     let waiting = ctx.deletions.waited_since(uid, &asset_id);
+    sort(ctx, &asset_id, &mut links, in_grace, waiting);
+    Some(known(asset_id, links, deletion.delete_round))
+}
+
+/// Sorts `links`' children with the watch cache as it is now and what this process removed.
+fn sort<S>(
+    ctx: &Context<S>,
+    asset_id: &str,
+    links: &mut Links,
+    in_grace: bool,
+    waiting: Option<Instant>,
+) {
     let resources = ctx.resources.all();
+    let removed_here = |c: &str| ctx.deletions.was_link_removed(c);
     family::sort_children(
         &resources,
-        &asset_id,
-        &mut links,
-        &|c| ctx.deletions.was_link_removed(c),
+        asset_id,
+        links,
+        &removed_here,
         in_grace,
         waiting,
         Instant::now(),
     );
-    Some(known(asset_id, links, deletion.delete_round))
 }
 
 fn known(asset_id: String, links: Links, delete_round: u32) -> Observation {
@@ -195,17 +199,7 @@ pub fn recall<S>(ctx: &Context<S>, uid: &str, in_grace: bool, observation: &mut 
         *links = ctx.deletions.links(uid, asset_id);
         if let Some(links) = links.as_mut() {
             let waiting = ctx.deletions.waited_since(uid, asset_id);
-            let resources = ctx.resources.all();
-            let removed_here = |c: &str| ctx.deletions.was_link_removed(c);
-            family::sort_children(
-                &resources,
-                asset_id,
-                links,
-                &removed_here,
-                in_grace,
-                waiting,
-                Instant::now(),
-            );
+            sort(ctx, asset_id, links, in_grace, waiting);
         }
     }
     if standing.claim.is_none() && ctx.deletions.claim_is_fresh(uid, asset_id, Instant::now()) {
@@ -226,16 +220,7 @@ pub fn set_read_links<S>(
     } = observation
     {
         let waiting = ctx.deletions.waited_since(uid, asset_id);
-        let resources = ctx.resources.all();
-        family::sort_children(
-            &resources,
-            asset_id,
-            &mut new_links,
-            &|c| ctx.deletions.was_link_removed(c),
-            in_grace,
-            waiting,
-            Instant::now(),
-        );
+        sort(ctx, asset_id, &mut new_links, in_grace, waiting);
         *links = Some(new_links);
     }
     remember(ctx, uid, observation);
