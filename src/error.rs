@@ -21,7 +21,7 @@ pub enum Error {
     DeletionPending {
         asset_id: String,
         state: String,
-        poll_after: Option<Duration>,
+        poll_after: Duration,
     },
 
     /// Children whose own resources are being deleted are still detaching themselves.
@@ -141,8 +141,8 @@ impl Error {
     /// When to look again, for a wait whose length is known better than the poll interval.
     pub fn poll_after(&self) -> Option<Duration> {
         match self.root() {
-            Self::DeletionPending { poll_after, .. } => *poll_after,
-            Self::ChildrenDetaching { poll_after, .. } => Some(*poll_after),
+            Self::DeletionPending { poll_after, .. }
+            | Self::ChildrenDetaching { poll_after, .. } => Some(*poll_after),
             _ => None,
         }
     }
@@ -226,7 +226,7 @@ mod tests {
         let pending = Error::DeletionPending {
             asset_id: "a".into(),
             state: "DELETING".into(),
-            poll_after: Some(Duration::from_millis(2200)),
+            poll_after: Duration::from_millis(2200),
         };
         assert_eq!(pending.class(), ErrorClass::Pending);
         let wrapped = Error::from_finalizer(finalizer::Error::CleanupFailed(pending));

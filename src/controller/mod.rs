@@ -9,7 +9,7 @@ pub mod claim;
 pub mod cleanup;
 pub mod gate;
 pub mod plan;
-pub mod released;
+pub mod recent;
 pub mod status;
 
 use std::sync::Arc;
@@ -90,8 +90,12 @@ pub struct Context<S> {
     pub resources: Arc<dyn claim::Resources>,
     /// The namespace watched, `None` for all.
     pub namespace: Option<String>,
-    /// Resources whose finalizer this process removed.
-    pub released: released::Released,
+    /// Resources whose finalizer this process removed. Removing the finalizer is the last
+    /// write to a resource being deleted, but the release's own status write is a watch event
+    /// that schedules one more reconcile, and the cache may still show the finalizer then:
+    /// without this record that reconcile would run the cleanup again, announce the asset
+    /// "already gone" after "deleted", and fail to remove a finalizer that is no longer there.
+    pub released: recent::RecentKeys,
     /// What deletions learned in earlier passes (links, claims).
     pub deletions: cleanup::DeletionMemory,
     /// SiteWise's delete time, learned: when to confirm a deletion.
@@ -110,7 +114,7 @@ impl<S> Context<S> {
             cluster_id: "unit-test-cluster".into(),
             resources: Arc::new(claim::NoResources),
             namespace: None,
-            released: released::Released::default(),
+            released: recent::RecentKeys::default(),
             deletions: cleanup::DeletionMemory::default(),
             pace: cleanup::DeletePace::default(),
         }

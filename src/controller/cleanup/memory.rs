@@ -14,9 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::super::plan::Links;
-
-/// How long a removed parent link is remembered (longer than any parent waits for it).
-pub const DETACHED_KEPT: Duration = Duration::from_secs(600);
+use super::super::recent::RecentKeys;
 
 /// How long a claim read counts as current.
 pub const CLAIM_FRESH: Duration = Duration::from_secs(60);
@@ -25,10 +23,10 @@ pub const CLAIM_FRESH: Duration = Duration::from_secs(60);
 pub struct DeletionMemory {
     /// Per resource UID: the asset, its links as last known, and when the claim was read.
     known: Mutex<HashMap<String, Known>>,
-    /// Assets whose parent link a deletion in this process removed, and when: their parents
-    /// need not wait for the watch to deliver the child's status (or count a released child
-    /// as one to detach). Kept for [`DETACHED_KEPT`].
-    detached: Mutex<HashMap<String, Instant>>,
+    /// Assets whose parent link a deletion in this process removed: their parents need not
+    /// wait for the watch to deliver the child's status (or count a released child as one to
+    /// detach). Kept for [`crate::controller::recent::KEEP`], longer than any parent waits for its children.
+    detached: RecentKeys,
     /// Per resource UID: the deletion progress this process last wrote, for passes that start
     /// from a watch cache that has not caught up with it yet.
     progress: Mutex<HashMap<String, crate::crd::DeletionProgress>>,
@@ -86,16 +84,11 @@ impl DeletionMemory {
     }
 
     pub fn link_removed(&self, child_asset_id: &str, now: Instant) {
-        let mut detached = self.detached.lock().unwrap_or_else(|e| e.into_inner());
-        detached.retain(|_, at| now.saturating_duration_since(*at) < DETACHED_KEPT);
-        detached.insert(child_asset_id.to_string(), now);
+        self.detached.mark(child_asset_id, now);
     }
 
-    pub fn was_link_removed(&self, child_asset_id: &str) -> bool {
-        self.detached
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(child_asset_id)
+    pub fn was_link_removed(&self, child_asset_id: &str, now: Instant) -> bool {
+        self.detached.contains(child_asset_id, now)
     }
 
     pub fn wrote_progress(&self, uid: &str, progress: crate::crd::DeletionProgress) {
@@ -129,6 +122,7 @@ impl DeletionMemory {
 mod tests {
     use super::*;
     use crate::controller::plan::ChildLink;
+    use crate::controller::recent::KEEP;
 
     #[test]
     fn links_and_claims_are_kept_per_resource_and_asset() {
@@ -159,11 +153,10 @@ mod tests {
             "the first wait counts"
         );
         memory.link_removed("c", t0);
-        assert!(memory.was_link_removed("c"));
-        memory.link_removed("d", t0 + DETACHED_KEPT);
+        assert!(memory.was_link_removed("c", t0));
         assert!(
-            !memory.was_link_removed("c"),
-            "forgotten after {DETACHED_KEPT:?}"
+            !memory.was_link_removed("c", t0 + KEEP),
+            "forgotten after {KEEP:?}"
         );
         memory.set_links("u2", "a3", Some(Links::default()));
         memory.forget("u2");

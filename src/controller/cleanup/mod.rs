@@ -1,13 +1,3 @@
-//! Finalizer cleanup: observe the asset, its claim and its links, then run
-//! [`plan::next_step`] until the asset is gone or released (finalizer removed) or something
-//! must be waited for (an `Err`, which keeps the finalizer: kube-runtime's `finalizer` helper
-//! releases it on any `Ok`).
-//!
-//! Progress is written to status before every mutating SiteWise call, every mutating call
-//! carries a deterministic clientToken, and the claim is checked once per pass before the first
-//! one, so a restart at any point resumes with the same calls, SiteWise recognises replays,
-//! and nothing is changed that this resource does not own.
-
 //! Finalizer cleanup: start from what status knows (or observe the asset, its claim and its
 //! links), then run [`plan::next_step`] until the asset is gone or released (finalizer
 //! removed) or something must be waited for (an `Err`, which keeps the finalizer: kube-runtime's
@@ -83,11 +73,12 @@ pub async fn cleanup<S: SiteWise>(
         reference: reference(obj, &before, uid),
         description: None,
         from_status: false,
+        in_grace: family::in_prune_grace(obj),
         disassociated: 0,
         unreported: 0,
     };
     let known = observe::from_status(ctx, obj, &before)
-        .or_else(|| observe::from_memory(ctx, uid, &before, family::in_prune_grace(obj)));
+        .or_else(|| observe::from_memory(ctx, uid, &before, pass.in_grace));
     let observation = match known {
         Some(known) => {
             pass.from_status = true;
@@ -140,6 +131,8 @@ struct Pass<'a, S> {
     description: Option<AssetDescription>,
     /// The pass started from status (links assumed, not read).
     from_status: bool,
+    /// Live children may still be joining this deletion (see [`family::PRUNE_GRACE`]).
+    in_grace: bool,
     /// Children disassociated in this pass.
     disassociated: u32,
     /// Of those, not yet reported (one event per batch).
@@ -153,8 +146,7 @@ impl<S: SiteWise> Pass<'_, S> {
         mut observation: Observation,
     ) -> Result<Action> {
         let (ctx, status, uid) = (self.ctx, self.status, self.uid);
-        let in_grace = family::in_prune_grace(self.obj);
-        recall(ctx, uid, in_grace, &mut observation);
+        recall(ctx, uid, self.in_grace, &mut observation);
         for _ in 0..MAX_STEPS_PER_RECONCILE {
             let step = plan::next_step(policy, &observation);
             if !matches!(step, Step::DisassociateChild(_)) {
@@ -188,7 +180,7 @@ impl<S: SiteWise> Pass<'_, S> {
                     return Err(Error::DeletionPending {
                         asset_id: asset_id.clone(),
                         state: "DELETING".into(),
-                        poll_after: Some(poll_after),
+                        poll_after,
                     });
                 }
                 Step::AwaitChildren { remaining } => {
@@ -224,8 +216,7 @@ impl<S: SiteWise> Pass<'_, S> {
                     let description = described(&self.description, &self.reference)?;
                     let recorded = status.snapshot().parent_link;
                     let links = read_links(&ctx.sitewise, description, recorded.as_ref()).await?;
-                    let in_grace = family::in_prune_grace(self.obj);
-                    observe::set_read_links(ctx, uid, in_grace, &mut observation, links);
+                    observe::set_read_links(ctx, uid, self.in_grace, &mut observation, links);
                     progress(status, &step, &observation, None);
                 }
                 Step::DisassociateChild(child) => {
@@ -438,7 +429,7 @@ impl<S: SiteWise> Pass<'_, S> {
                 Err(Error::DeletionPending {
                     asset_id: asset_id.to_string(),
                     state: "DELETING".into(),
-                    poll_after: Some(first_poll),
+                    poll_after: first_poll,
                 })
             }
             Err(err) if err.kind == ErrorKind::NotFound => {
@@ -464,8 +455,7 @@ impl<S: SiteWise> Pass<'_, S> {
                 }
                 self.from_status = false;
                 self.description = Some(description);
-                let in_grace = family::in_prune_grace(self.obj);
-                observe::set_read_links(ctx, uid, in_grace, observation, links);
+                observe::set_read_links(ctx, uid, self.in_grace, observation, links);
                 Ok(())
             }
             Err(err) => Err(err.into()),

@@ -3,6 +3,7 @@
 //! otherwise; plus what earlier passes of this deletion learned (links, a fresh claim) and the
 //! children's fates, sorted with the watch cache.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::super::Context;
@@ -71,7 +72,7 @@ pub fn from_status<S>(
         awaiting: Vec::new(),
         parent,
     };
-    sort(ctx, &asset_id, &mut links, in_grace, None);
+    sort(ctx, &resources, &asset_id, &mut links, in_grace, None);
     let uid = obj.metadata.uid.as_deref().unwrap_or_default();
     // What status says is remembered like something read: later passes start from it too.
     ctx.deletions
@@ -98,28 +99,37 @@ pub fn from_memory<S>(
         return None;
     }
     let waiting = ctx.deletions.waited_since(uid, &asset_id);
-    sort(ctx, &asset_id, &mut links, in_grace, waiting);
+    sort(
+        ctx,
+        &ctx.resources.all(),
+        &asset_id,
+        &mut links,
+        in_grace,
+        waiting,
+    );
     Some(known(asset_id, links, deletion.delete_round))
 }
 
-/// Sorts `links`' children with the watch cache as it is now and what this process removed.
+/// Sorts `links`' children with the watch cache (`resources`, as it is now) and what this
+/// process removed.
 fn sort<S>(
     ctx: &Context<S>,
+    resources: &[Arc<SiteWiseAsset>],
     asset_id: &str,
     links: &mut Links,
     in_grace: bool,
     waiting: Option<Instant>,
 ) {
-    let resources = ctx.resources.all();
-    let removed_here = |c: &str| ctx.deletions.was_link_removed(c);
+    let now = Instant::now();
+    let removed_here = |c: &str| ctx.deletions.was_link_removed(c, now);
     family::sort_children(
-        &resources,
+        resources,
         asset_id,
         links,
         &removed_here,
         in_grace,
         waiting,
-        Instant::now(),
+        now,
     );
 }
 
@@ -199,7 +209,14 @@ pub fn recall<S>(ctx: &Context<S>, uid: &str, in_grace: bool, observation: &mut 
         *links = ctx.deletions.links(uid, asset_id);
         if let Some(links) = links.as_mut() {
             let waiting = ctx.deletions.waited_since(uid, asset_id);
-            sort(ctx, asset_id, links, in_grace, waiting);
+            sort(
+                ctx,
+                &ctx.resources.all(),
+                asset_id,
+                links,
+                in_grace,
+                waiting,
+            );
         }
     }
     if standing.claim.is_none() && ctx.deletions.claim_is_fresh(uid, asset_id, Instant::now()) {
@@ -220,7 +237,14 @@ pub fn set_read_links<S>(
     } = observation
     {
         let waiting = ctx.deletions.waited_since(uid, asset_id);
-        sort(ctx, asset_id, &mut new_links, in_grace, waiting);
+        sort(
+            ctx,
+            &ctx.resources.all(),
+            asset_id,
+            &mut new_links,
+            in_grace,
+            waiting,
+        );
         *links = Some(new_links);
     }
     remember(ctx, uid, observation);

@@ -1,23 +1,21 @@
-//! Resources whose finalizer this process removed. Removing the finalizer is the last write to
-//! a resource being deleted, but the release's own status write is a watch event that schedules
-//! one more reconcile, and the cache may still show the finalizer then: without this record
-//! that reconcile would run the cleanup again, announce the asset "already gone" after
-//! "deleted", and fail to remove a finalizer that is no longer there. Entries expire: a UID is
-//! never reused, and the object is gone within moments.
+//! Keys this process remembers for a while: what it did that the watch cache may not show yet.
+//! Two uses: the resources whose finalizer it removed (see `Context::released`), and the assets
+//! whose parent link its deletions removed (see `DeletionMemory`). Entries expire: the keys
+//! (resource UIDs, asset IDs) are never reused, and the cache catches up within moments.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a release is remembered.
-const KEEP: Duration = Duration::from_secs(600);
+/// How long a key is remembered.
+pub const KEEP: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Default)]
-pub struct Released {
+pub struct RecentKeys {
     at: Mutex<HashMap<String, Instant>>,
 }
 
-impl Released {
+impl RecentKeys {
     pub fn mark(&self, uid: &str, now: Instant) {
         let mut at = self.lock();
         at.retain(|_, t| now.saturating_duration_since(*t) < KEEP);
@@ -40,8 +38,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn releases_are_remembered_for_a_while_then_forgotten() {
-        let released = Released::default();
+    fn keys_are_remembered_for_a_while_then_forgotten() {
+        let released = RecentKeys::default();
         let t0 = Instant::now();
         assert!(!released.contains("u1", t0));
         released.mark("u1", t0);
