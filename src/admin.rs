@@ -1,4 +1,5 @@
-//! The admin HTTP server: `/livez`, `/readyz` (ready once the controller runs) and `/metrics`.
+//! The admin HTTP server: `/livez`, `/readyz` and `/metrics`. Ready means the process serves:
+//! the controller runs, or (with leader election) a standby waits to take over.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -52,6 +52,11 @@ impl Fence {
             .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::SeqCst);
     }
 
+    /// Closes the fence for good: nothing may act after this.
+    pub fn close(&self) {
+        self.open_until_ms.store(0, Ordering::SeqCst);
+    }
+
     pub fn is_open(&self) -> bool {
         let until = self.open_until_ms.load(Ordering::SeqCst);
         until == u64::MAX || (self.origin.elapsed().as_millis() as u64) < until
@@ -69,6 +74,12 @@ pub struct ElectionConfig {
 impl ElectionConfig {
     fn renew_every(&self) -> Duration {
         self.lease_duration / 3
+    }
+
+    /// How often a standby tries to take the Lease: often enough that a Lease released on
+    /// shutdown is taken within about a second (one GET per second per standby).
+    fn retry_every(&self) -> Duration {
+        self.renew_every().min(Duration::from_secs(1))
     }
 
     /// The fence closes this long before the lease could be taken by someone else.
@@ -123,7 +134,7 @@ impl Elector {
                 }
                 Err(e) => tracing::warn!(error = %e, "leader election attempt failed"),
             }
-            tokio::time::sleep(self.config.renew_every()).await;
+            tokio::time::sleep(self.config.retry_every()).await;
         }
     }
 
@@ -142,6 +153,44 @@ impl Elector {
             if !self.fence.is_open() {
                 return anyhow::anyhow!("the lease could not be renewed in time");
             }
+        }
+    }
+
+    /// Gives the Lease up on shutdown, so that a standby takes over at its next attempt rather
+    /// than after the lease duration. The fence closes first: nothing this replica still has in
+    /// flight may act once another replica can hold the Lease. Best effort: when it fails, the
+    /// Lease simply expires.
+    pub async fn release(&self) {
+        self.fence.close();
+        match self.release_lease().await {
+            Ok(true) => tracing::info!(lease = %self.config.lease_name, "released leadership"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release the lease; it expires by itself")
+            }
+        }
+    }
+
+    async fn release_lease(&self) -> Result<bool, kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.config.lease_name).await? else {
+            return Ok(false);
+        };
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
+            return Ok(false);
+        }
+        // What client-go's ReleaseOnCancel writes: no holder, and a lease that has run out.
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
+        match self
+            .api
+            .replace(&self.config.lease_name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -242,5 +291,14 @@ mod tests {
         assert_eq!(config.safety_margin(), Duration::from_secs(3));
         // Two renewals can fail before the fence closes.
         assert!(config.renew_every() * 2 < config.lease_duration - config.safety_margin());
+        assert_eq!(config.retry_every(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_closed_fence_stays_closed() {
+        let fence = Fence::closed();
+        fence.open_until(Instant::now() + Duration::from_secs(60));
+        fence.close();
+        assert!(!fence.is_open());
     }
 }

@@ -2,7 +2,7 @@
 //! prints the CustomResourceDefinition.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -71,6 +71,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
     });
     let metrics = Arc::new(Metrics::default());
+    metrics.set_leader(false);
     let mut sdk_settings = args.sdk_settings();
     sdk_settings.app_name = Some(identity.clone());
     sdk_settings.fence = elector.as_ref().map(Elector::fence);
@@ -84,7 +85,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_cluster_id(cluster_id);
     let ready = Arc::new(AtomicBool::new(false));
     let admin_state = AdminState {
-        metrics,
+        metrics: metrics.clone(),
         ready: ready.clone(),
     };
     tokio::spawn(async move {
@@ -98,18 +99,51 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         instance: Some(identity.clone()),
     };
     let Some(elector) = elector else {
+        metrics.set_leader(true);
         return controller::run(client, ctx, options, ready).await;
     };
-    elector.acquire().await?;
+    // A standby is healthy and ready: readiness gates rollouts and `helm install --wait`, and a
+    // Deployment whose standby never turns ready never finishes a rollout.
+    ready.store(true, Ordering::Relaxed);
+    tokio::select! {
+        acquired = elector.acquire() => acquired?,
+        () = shutdown_signal() => {
+            tracing::info!("stopping on standby");
+            return Ok(());
+        }
+    }
+    metrics.set_leader(true);
     // Checked twice: before a call is queued (cheap, early) and in the SDK right before the
     // request leaves (after the rate limiter's wait), which is what makes the fence hold.
     ctx = ctx.with_fence(elector.fence());
-    tokio::select! {
+    let result = tokio::select! {
+        // Returns once a SIGTERM or SIGINT has let the running reconciles finish.
         result = controller::run(client, ctx, options, ready) => result,
         lost = elector.keep() => {
             // Exit so the pod restarts as a candidate; the fence already stopped mutations.
             tracing::error!(error = %lost, "stopping: leadership lost");
-            Err(lost)
+            return Err(lost);
+        }
+    };
+    metrics.set_leader(false);
+    elector.release().await;
+    result
+}
+
+/// Resolves on SIGTERM (what the kubelet sends) or SIGINT. Installed explicitly because a
+/// container's first process ignores signals it has no handler for.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle SIGTERM; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

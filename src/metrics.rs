@@ -7,6 +7,7 @@ use std::sync::Arc;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -32,6 +33,7 @@ pub struct Metrics {
     deletions: Counter,
     orphaned: Counter,
     deletion_seconds: Histogram,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -42,6 +44,7 @@ impl Default for Metrics {
         let deletions = Counter::default();
         let orphaned = Counter::default();
         let deletion_seconds = Histogram::new(exponential_buckets(0.5, 2.0, 14));
+        let leader = Gauge::default();
         registry.register(
             "reconciles",
             "Reconciles by outcome (ok, pending, throttled, conflict, transient, terminal)",
@@ -67,6 +70,11 @@ impl Default for Metrics {
             "Time from the start of a deletion until SiteWise reported the asset gone",
             deletion_seconds.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica runs the controller (holds the Lease, or runs without leader election); 0 on standby",
+            leader.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -74,6 +82,7 @@ impl Default for Metrics {
             deletions,
             orphaned,
             deletion_seconds,
+            leader,
         }
     }
 }
@@ -103,6 +112,10 @@ impl Metrics {
 
     pub fn orphaned(&self) {
         self.orphaned.inc();
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// The OpenMetrics text exposition.

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod claim;
 pub mod cleanup;
 pub mod gate;
+pub mod health;
 pub mod plan;
 pub mod recent;
 pub mod status;

@@ -143,7 +143,8 @@ impl StatusWriter {
     /// Writes the staged changes, if any.
     pub async fn flush(&self) -> Result<()> {
         let next = {
-            let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            crate::controller::health::derive(&mut current);
             if *current == *self.written.lock().unwrap_or_else(|e| e.into_inner()) {
                 return Ok(());
             }

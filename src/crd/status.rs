@@ -28,7 +28,8 @@ pub struct SiteWiseAssetStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready` (the asset is ACTIVE), `Synced` (the last observation of SiteWise succeeded),
-    /// `Terminal` (a permanent error needs a person) and `Deleting` (deletion in progress).
+    /// `Terminal` (a permanent error needs a person), `Deleting` (deletion in progress), and
+    /// for GitOps tools (kstatus) `Stalled` (no retry will fix it) and `Reconciling`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// How this resource holds its asset: `Created`, `Adopted`, or `NotOwned` (another
@@ -92,7 +93,7 @@ pub struct AssetErrorDetails {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// Condition type: Ready, Synced, Terminal or Deleting.
+    /// Condition type: Ready, Synced, Terminal, Deleting, Stalled or Reconciling.
     #[serde(rename = "type")]
     pub type_: String,
     /// True, False or Unknown.

@@ -9,6 +9,7 @@ mod cases;
 mod hardening;
 mod harness;
 mod ownership;
+mod shipping;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,6 +56,7 @@ fn main() {
         case!(ownership::bad_input_is_refused_or_explained),
         case!(hardening::paused_leader_sends_nothing_after_resume),
         case!(hardening::api_server_outage_is_recovered_within_a_few_polls),
+        case!(shipping::standby_is_ready_and_shutdown_releases_the_lease),
     ];
     let selected = cases
         .iter()
