@@ -2,10 +2,17 @@
 //! kube-controller-manager (namespace, garbage-collector, service-account and ClusterRole
 //! aggregation controllers) on free loopback ports in a temporary directory.
 //!
+//! With [`Options::workloads`] the control plane also runs what pods need (the ServiceAccount
+//! admission plugin, the Deployment, ReplicaSet, node-lifecycle and root-CA publisher
+//! controllers), and [`node::Node`] adds a real node (kubelet, containerd, CNI, scheduler).
+//!
 //! Binaries come from `KUBEBUILDER_ASSETS` (the envtest convention) or, when unset, from
 //! `scripts/build-control-plane.sh`, which builds them from the Go module proxy into a cache
 //! under `$HOME`. Everything started is killed when the [`ControlPlane`] is dropped.
 
+pub mod node;
+
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,10 +60,29 @@ pub fn built_tool(env_var: &str, repo_root: &Path, script: &str) -> anyhow::Resu
     Ok(PathBuf::from(path.trim()))
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+fn free_port(address: Ipv4Addr) -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind((address, 0))?
         .local_addr()?
         .port())
+}
+
+/// How the control plane is started.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The API server's address (loopback by default; the node's bridge address when pods
+    /// must reach it).
+    pub address: Ipv4Addr,
+    /// Run what Deployments and pods need, for a cluster with a [`node::Node`].
+    pub workloads: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            address: Ipv4Addr::LOCALHOST,
+            workloads: false,
+        }
+    }
 }
 
 /// A child process with its log file, killed on drop.
@@ -117,6 +143,8 @@ pub struct ControlPlane {
     _etcd: Process,
     dir: tempfile::TempDir,
     pub server: String,
+    /// The API server's port (on [`Options::address`]).
+    pub port: u16,
     pub kubeconfig: PathBuf,
     token: String,
     /// Seconds from spawn to a ready API server with the `default` namespace.
@@ -126,6 +154,11 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts etcd, kube-apiserver and kube-controller-manager and waits until they serve.
     pub async fn start(bin_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(bin_dir, &Options::default()).await
+    }
+
+    /// [`ControlPlane::start`] with `options`.
+    pub async fn start_with(bin_dir: &Path, options: &Options) -> anyhow::Result<Self> {
         let started = Instant::now();
         for bin in ["etcd", "kube-apiserver", "kube-controller-manager"] {
             if !bin_dir.join(bin).is_file() {
@@ -137,7 +170,10 @@ impl ControlPlane {
         }
         let dir = tempfile::Builder::new().prefix("sitewise-cp-").tempdir()?;
         let root = dir.path().to_path_buf();
-        let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+        let local = Ipv4Addr::LOCALHOST;
+        let (etcd_port, peer_port) = (free_port(local)?, free_port(local)?);
+        let api_port = free_port(options.address)?;
+        let address = options.address;
 
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
@@ -187,11 +223,11 @@ impl ControlPlane {
         }
         let pki = root.join("pki");
         std::fs::create_dir_all(&pki)?;
-        let apiserver_args = vec![
+        let mut apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),
-            "--bind-address=127.0.0.1".into(),
+            format!("--bind-address={address}"),
             format!("--secure-port={api_port}"),
-            "--advertise-address=127.0.0.1".into(),
+            format!("--advertise-address={address}"),
             "--endpoint-reconciler-type=none".into(),
             format!("--cert-dir={}", pki.display()),
             format!("--token-auth-file={}", root.join("tokens.csv").display()),
@@ -200,14 +236,17 @@ impl ControlPlane {
             format!("--service-account-signing-key-file={}", sa_key.display()),
             format!("--service-account-key-file={}", sa_key.display()),
             "--service-cluster-ip-range=10.0.0.0/24".into(),
-            "--disable-admission-plugins=ServiceAccount".into(),
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
         ];
+        if !options.workloads {
+            // No pods run: nothing mounts ServiceAccount tokens.
+            apiserver_args.push("--disable-admission-plugins=ServiceAccount".into());
+        }
         let apiserver_bin = bin_dir.join("kube-apiserver");
         let mut apiserver =
             Process::spawn("kube-apiserver", &apiserver_bin, &apiserver_args, &root)?;
-        let server = format!("https://127.0.0.1:{api_port}");
+        let server = format!("https://{address}:{api_port}");
         let cert = pki.join("apiserver.crt");
         let deadline = Instant::now() + START_TIMEOUT;
         while !cert.is_file() {
@@ -234,16 +273,33 @@ impl ControlPlane {
         let plane_client = client_from(&kubeconfig).await?;
         wait_ready(&plane_client, &mut apiserver, deadline).await?;
 
+        let mut controllers = vec![
+            "namespace-controller",
+            "garbage-collector-controller",
+            "serviceaccount-controller",
+            "clusterrole-aggregation-controller",
+        ];
+        let mut manager_args = vec![
+            format!("--kubeconfig={}", kubeconfig.display()),
+            "--leader-elect=false".into(),
+            "--secure-port=0".into(),
+            "--use-service-account-credentials=false".into(),
+        ];
+        if options.workloads {
+            controllers.extend([
+                "deployment-controller",
+                "replicaset-controller",
+                "node-lifecycle-controller",
+                "root-ca-certificate-publisher-controller",
+            ]);
+            // Published to every namespace as kube-root-ca.crt, the CA pods trust.
+            manager_args.push(format!("--root-ca-file={}", cert.display()));
+        }
+        manager_args.push(format!("--controllers={}", controllers.join(",")));
         let controller_manager = Process::spawn(
             "kube-controller-manager",
             &bin_dir.join("kube-controller-manager"),
-            &[
-                format!("--kubeconfig={}", kubeconfig.display()),
-                "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,clusterrole-aggregation-controller".into(),
-                "--leader-elect=false".into(),
-                "--secure-port=0".into(),
-                "--use-service-account-credentials=false".into(),
-            ],
+            &manager_args,
             &root,
         )?;
         Ok(Self {
@@ -254,6 +310,7 @@ impl ControlPlane {
             _etcd: etcd,
             dir,
             server,
+            port: api_port,
             kubeconfig,
             token,
             startup: started.elapsed(),

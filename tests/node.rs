@@ -1,0 +1,394 @@
+//! The operator as a platform team runs it: its image (built by `scripts/build-image.sh`) in a
+//! real node's container runtime, installed with `helm install --wait` from the chart with two
+//! replicas and leader election, deleting a plant through the pods, upgraded to a new image tag
+//! with a rollout that completes, and failing over when the leader pod is deleted.
+//!
+//! The node is real: kubelet, kube-scheduler, containerd, runc and the bridge CNI plugin
+//! (`sitewise_testcluster::node`). Needs root, like any kubelet. The emulator runs in this
+//! process on the node's address, where the pods reach it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams};
+use sitewise_emulator::Emulator;
+use sitewise_emulator::config::{Quotas, Settings};
+use sitewise_emulator::ops::Op;
+use sitewise_operator::crd::SiteWiseAsset;
+use sitewise_testcluster::node::{NODE_ADDRESS, Node, PodNetwork};
+use sitewise_testcluster::{ControlPlane, Options};
+
+const NAMESPACE: &str = "sitewise-system";
+const RELEASE: &str = "sitewise-operator";
+const PLANT: &str = "plant";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn command(program: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .with_context(|| format!("running {}", program.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {} failed:\n{}{}",
+            program.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The images' OCI archives, built by the same script users run.
+fn build_images(tag: &str) -> anyhow::Result<PathBuf> {
+    let out = command(Path::new("bash"), &["scripts/build-image.sh", "--tag", tag])?;
+    let operator = out
+        .lines()
+        .find(|l| l.ends_with(&format!("sitewise-operator-{tag}.tar")))
+        .context("build-image.sh printed no operator archive")?;
+    Ok(PathBuf::from(operator))
+}
+
+struct Cluster {
+    // Drop order: the node stops its pods before the control plane goes away.
+    node: Node,
+    plane: ControlPlane,
+    _network: PodNetwork,
+    helm: PathBuf,
+    kubectl: PathBuf,
+}
+
+impl Cluster {
+    async fn start() -> anyhow::Result<Self> {
+        let network = PodNetwork::create()?;
+        let bins = sitewise_testcluster::binaries_dir(&repo())?;
+        let options = Options {
+            address: NODE_ADDRESS,
+            workloads: true,
+        };
+        let plane = ControlPlane::start_with(&bins, &options).await?;
+        let node_bins = sitewise_testcluster::node::binaries_dir(&repo())?;
+        let node = Node::start(&plane, &node_bins).await?;
+        eprintln!(
+            "[node] control plane in {:.1} s, node Ready in {:.1} s",
+            plane.startup.as_secs_f64(),
+            node.startup.as_secs_f64()
+        );
+        let helm = sitewise_testcluster::built_tool("HELM_BIN", &repo(), "scripts/build-helm.sh")?;
+        Ok(Self {
+            node,
+            plane,
+            _network: network,
+            helm,
+            kubectl: PathBuf::from("kubectl"),
+        })
+    }
+
+    fn kubeconfig(&self) -> String {
+        self.plane.kubeconfig.to_string_lossy().into_owned()
+    }
+
+    fn helm(&self, args: &[&str]) -> anyhow::Result<String> {
+        let kubeconfig = self.kubeconfig();
+        let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
+        all.extend_from_slice(args);
+        command(&self.helm, &all)
+    }
+
+    fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let kubeconfig = self.kubeconfig();
+        let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
+        all.extend_from_slice(args);
+        command(&self.kubectl, &all)
+    }
+
+    /// Chart values for this cluster: the image in the node's store, the emulator, and the
+    /// API server's address (no kube-proxy here, see `sitewise_testcluster::node`).
+    fn values(&self, emulator: &str, tag: &str) -> anyhow::Result<PathBuf> {
+        let path = self.plane.dir().join(format!("values-{tag}.yaml"));
+        let values = serde_json::json!({
+            "image": {"repository": "localhost/sitewise-operator", "tag": tag, "pullPolicy": "Never"},
+            "replicaCount": 2,
+            "sitewise": {"endpoint": emulator},
+            "pollInterval": "500ms",
+            "extraEnv": [
+                {"name": "KUBERNETES_SERVICE_HOST", "value": NODE_ADDRESS.to_string()},
+                {"name": "KUBERNETES_SERVICE_PORT", "value": self.plane.port.to_string()},
+                {"name": "AWS_ACCESS_KEY_ID", "value": "emulator"},
+                {"name": "AWS_SECRET_ACCESS_KEY", "value": "emulator"},
+                {"name": "AWS_EC2_METADATA_DISABLED", "value": "true"},
+            ],
+        });
+        std::fs::write(&path, serde_yaml::to_string(&values)?)?;
+        Ok(path)
+    }
+
+    async fn lease_holder(&self) -> anyhow::Result<Option<String>> {
+        let leases: Api<Lease> = Api::namespaced(self.plane.client().await?, NAMESPACE);
+        Ok(leases
+            .get_opt(RELEASE)
+            .await?
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .filter(|h| !h.is_empty()))
+    }
+}
+
+/// The user ID of each operator process running in the node's pods.
+fn operator_process_uids() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            let cgroup = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
+            comm.trim() == "sitewise-operat" && cgroup.contains("/sitewise-node/")
+        })
+        .filter_map(|e| {
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            let uid = status.lines().find(|l| l.starts_with("Uid:"))?;
+            uid.split_whitespace().nth(1)?.parse().ok()
+        })
+        .collect()
+}
+
+async fn delete_plant_through_the_pods(
+    cluster: &Cluster,
+    emulator: &Emulator,
+) -> anyhow::Result<()> {
+    let seed = serde_json::from_str(&std::fs::read_to_string(
+        repo().join("deploy/samples/plant-seed.json"),
+    )?)?;
+    let seeded = sitewise_emulator::seed::apply(&mut emulator.store(), &seed)
+        .map_err(|e| anyhow::anyhow!("seed: {}", e.message))?;
+    cluster.kubectl(&["create", "namespace", PLANT])?;
+    cluster.kubectl(&[
+        "apply",
+        "-n",
+        PLANT,
+        "-f",
+        "deploy/samples/plant-adopt.yaml",
+    ])?;
+    let api: Api<SiteWiseAsset> = Api::namespaced(cluster.plane.client().await?, PLANT);
+    let count = seeded.assets.len();
+    eventually("the plant is Ready", Duration::from_secs(120), || async {
+        let list = api.list(&ListParams::default()).await.ok()?;
+        let ready = list.items.iter().filter(|o| is_ready(o)).count();
+        (list.items.len() == count && ready == count).then_some(())
+    })
+    .await?;
+    cluster.kubectl(&[
+        "delete",
+        "-n",
+        PLANT,
+        "-f",
+        "deploy/samples/plant-adopt.yaml",
+        "--wait=false",
+    ])?;
+    eventually("the plant is deleted", Duration::from_secs(120), || async {
+        let list = api.list(&ListParams::default()).await.ok()?;
+        list.items.is_empty().then_some(())
+    })
+    .await?;
+    let store = emulator.store();
+    let deletes: Vec<_> = store
+        .journal()
+        .iter()
+        .filter(|e| e.operation == Op::DeleteAsset && e.status < 300 && !e.replay)
+        .filter_map(|e| e.resolved_id.clone())
+        .collect();
+    let mut unique = deletes.clone();
+    unique.sort();
+    unique.dedup();
+    ensure!(
+        deletes.len() == count && unique.len() == count,
+        "{} effective DeleteAsset for {count} assets",
+        deletes.len()
+    );
+    Ok(())
+}
+
+fn is_ready(obj: &SiteWiseAsset) -> bool {
+    obj.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+async fn pods(cluster: &Cluster) -> anyhow::Result<Vec<Pod>> {
+    let api: Api<Pod> = Api::namespaced(cluster.plane.client().await?, NAMESPACE);
+    Ok(api.list(&ListParams::default()).await?.items)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chart_on_a_real_node() -> anyhow::Result<()> {
+    let first_tag = "0.1.0-node.1";
+    let archive = build_images(first_tag)?;
+    let cluster = Cluster::start().await?;
+    cluster.node.load_image(&archive)?;
+    let settings = Settings {
+        quotas: Quotas {
+            enabled: false,
+            ..Default::default()
+        },
+        ..Settings::default()
+    };
+    let emulator = Emulator::start((NODE_ADDRESS, 0).into(), settings).await?;
+    let chart = "deploy/helm/sitewise-operator";
+
+    let started = Instant::now();
+    let values = cluster.values(&emulator.endpoint(), first_tag)?;
+    let values = values.to_string_lossy();
+    cluster.helm(&[
+        "install",
+        RELEASE,
+        chart,
+        "-n",
+        NAMESPACE,
+        "--create-namespace",
+        "-f",
+        &values,
+        "--wait",
+        "--timeout",
+        "180s",
+    ])?;
+    eprintln!(
+        "[node] helm install --wait: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let deployments: Api<Deployment> = Api::namespaced(cluster.plane.client().await?, NAMESPACE);
+    let available = deployments
+        .get(RELEASE)
+        .await?
+        .status
+        .and_then(|s| s.available_replicas);
+    ensure!(available == Some(2), "available replicas: {available:?}");
+    let uids = operator_process_uids();
+    ensure!(
+        uids.len() == 2 && uids.iter().all(|u| *u == 65532),
+        "operator processes' user IDs: {uids:?}"
+    );
+
+    delete_plant_through_the_pods(&cluster, &emulator).await?;
+
+    // A new image tag: a rolling update that completes because standbys are ready.
+    let second_tag = "0.1.0-node.2";
+    command(
+        Path::new("ctr"),
+        &[
+            "--address",
+            &cluster
+                .node
+                .dir()
+                .join("containerd/containerd.sock")
+                .to_string_lossy(),
+            "-n",
+            "k8s.io",
+            "images",
+            "tag",
+            &format!("localhost/sitewise-operator:{first_tag}"),
+            &format!("localhost/sitewise-operator:{second_tag}"),
+        ],
+    )?;
+    let values = cluster.values(&emulator.endpoint(), second_tag)?;
+    let started = Instant::now();
+    cluster.helm(&[
+        "upgrade",
+        RELEASE,
+        chart,
+        "-n",
+        NAMESPACE,
+        "-f",
+        &values.to_string_lossy(),
+        "--wait",
+        "--timeout",
+        "180s",
+    ])?;
+    cluster.kubectl(&[
+        "rollout",
+        "status",
+        "-n",
+        NAMESPACE,
+        &format!("deployment/{RELEASE}"),
+        "--timeout=180s",
+    ])?;
+    eprintln!(
+        "[node] helm upgrade + rollout: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let running: Vec<Pod> = pods(&cluster)
+        .await?
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    ensure!(running.len() == 2);
+    for pod in &running {
+        let image = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone());
+        ensure!(
+            image.as_deref().is_some_and(|i| i.ends_with(second_tag)),
+            "{image:?}"
+        );
+    }
+
+    // Failover: the leader pod is deleted (SIGTERM); the standby takes the released Lease.
+    let leader = eventually("a leader", Duration::from_secs(60), || async {
+        cluster.lease_holder().await.ok().flatten()
+    })
+    .await?;
+    let pod_api: Api<Pod> = Api::namespaced(cluster.plane.client().await?, NAMESPACE);
+    let deleted = Instant::now();
+    pod_api.delete(&leader, &DeleteParams::default()).await?;
+    let successor = eventually("a new leader", Duration::from_secs(60), || async {
+        cluster
+            .lease_holder()
+            .await
+            .ok()
+            .flatten()
+            .filter(|h| *h != leader)
+    })
+    .await?;
+    eprintln!(
+        "[node] failover after deleting the leader pod: {:.2} s (lease duration 15 s); {leader} -> {successor}",
+        deleted.elapsed().as_secs_f64()
+    );
+    ensure!(
+        running
+            .iter()
+            .any(|p| p.metadata.name.as_deref() == Some(&successor))
+    );
+    Ok(())
+}
