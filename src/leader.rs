@@ -162,8 +162,13 @@ impl Elector {
     /// Lease simply expires.
     pub async fn release(&self) {
         self.fence.close();
+        let started = Instant::now();
         match self.release_lease().await {
-            Ok(true) => tracing::info!(lease = %self.config.lease_name, "released leadership"),
+            Ok(true) => tracing::info!(
+                lease = %self.config.lease_name,
+                took_ms = started.elapsed().as_millis() as u64,
+                "released leadership"
+            ),
             Ok(false) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "could not release the lease; it expires by itself")

@@ -12,6 +12,7 @@ use sitewise_operator::config::{Cli, Command, RunArgs};
 use sitewise_operator::controller::{self, Context, RunOptions};
 use sitewise_operator::leader::{ElectionConfig, Elector};
 use sitewise_operator::metrics::{Instrumented, Metrics};
+use sitewise_operator::shutdown::Shutdown;
 use sitewise_operator::sitewise::aws::{AwsSiteWise, sdk_client};
 use sitewise_operator::sitewise::rate_limit::RateLimited;
 use sitewise_operator::telemetry;
@@ -32,6 +33,7 @@ async fn main() {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
+    let shutdown = Shutdown::listen()?;
     let kube_config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
@@ -94,6 +96,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     });
     let options = RunOptions {
+        shutdown: shutdown.clone(),
         namespace: args.namespace.clone(),
         concurrency: args.concurrency(),
         instance: Some(identity.clone()),
@@ -107,7 +110,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     ready.store(true, Ordering::Relaxed);
     tokio::select! {
         acquired = elector.acquire() => acquired?,
-        () = shutdown_signal() => {
+        () = shutdown.clone().requested() => {
             tracing::info!("stopping on standby");
             return Ok(());
         }
@@ -117,7 +120,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // request leaves (after the rate limiter's wait), which is what makes the fence hold.
     ctx = ctx.with_fence(elector.fence());
     let result = tokio::select! {
-        // Returns once a SIGTERM or SIGINT has let the running reconciles finish.
+        // Returns once a shutdown request has let the running reconciles finish.
         result = controller::run(client, ctx, options, ready) => result,
         lost = elector.keep() => {
             // Exit so the pod restarts as a candidate; the fence already stopped mutations.
@@ -128,24 +131,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     metrics.set_leader(false);
     elector.release().await;
     result
-}
-
-/// Resolves on SIGTERM (what the kubelet sends) or SIGINT. Installed explicitly because a
-/// container's first process ignores signals it has no handler for.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot handle SIGTERM; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// The default cluster identity: the kube-system namespace's UID, which lives as long as the

@@ -1,5 +1,6 @@
-//! The operator as a platform team runs it: its image (built by `scripts/build-image.sh`) in a
-//! real node's container runtime, installed with `helm install --wait` from the chart with two
+//! The operator as a platform team runs it: a release built by `scripts/release.sh` (the images
+//! as OCI archives and the chart packaged with their reference), the image loaded into a real
+//! node's container runtime, the packaged chart installed with `helm install --wait` with two
 //! replicas and leader election, deleting a plant through the pods, upgraded to a new image tag
 //! with a rollout that completes, and failing over when the leader pod is deleted.
 //!
@@ -32,7 +33,18 @@ fn repo() -> PathBuf {
 }
 
 fn command(program: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(program)
+    let mut command = Command::new(program);
+    // What `cargo test` adds to a test's environment (the package's CARGO_* variables, the
+    // library path) makes a nested `cargo build --release` rebuild everything; the scripts run
+    // with the environment a person's shell would give them.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let keep = ["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_TERM_COLOR"];
+        if (key.starts_with("CARGO") && !keep.contains(&key.as_ref())) || key == "LD_LIBRARY_PATH" {
+            command.env_remove(key.as_ref());
+        }
+    }
+    let out = command
         .args(args)
         .current_dir(repo())
         .output()
@@ -66,14 +78,33 @@ where
     }
 }
 
-/// The images' OCI archives, built by the same script users run.
-fn build_images(tag: &str) -> anyhow::Result<PathBuf> {
-    let out = command(Path::new("bash"), &["scripts/build-image.sh", "--tag", tag])?;
-    let operator = out
-        .lines()
-        .find(|l| l.ends_with(&format!("sitewise-operator-{tag}.tar")))
-        .context("build-image.sh printed no operator archive")?;
-    Ok(PathBuf::from(operator))
+/// A release, built by the script users run: the operator image's archive and the chart.
+struct Release {
+    operator_image: PathBuf,
+    chart: PathBuf,
+}
+
+fn build_release(tag: &str) -> anyhow::Result<Release> {
+    let out = command(
+        Path::new("bash"),
+        &[
+            "scripts/release.sh",
+            "--registry",
+            "localhost",
+            "--tag",
+            tag,
+        ],
+    )?;
+    let printed = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(PathBuf::from)
+            .with_context(|| format!("release.sh printed no {key}"))
+    };
+    Ok(Release {
+        operator_image: printed("operator-image")?,
+        chart: printed("chart")?,
+    })
 }
 
 struct Cluster {
@@ -129,12 +160,11 @@ impl Cluster {
         command(&self.kubectl, &all)
     }
 
-    /// Chart values for this cluster: the image in the node's store, the emulator, and the
-    /// API server's address (no kube-proxy here, see `sitewise_testcluster::node`).
-    fn values(&self, emulator: &str, tag: &str) -> anyhow::Result<PathBuf> {
-        let path = self.plane.dir().join(format!("values-{tag}.yaml"));
+    /// Chart values for this cluster: the emulator and the API server's address (no kube-proxy
+    /// here, see `sitewise_testcluster::node`). The image comes from the packaged chart.
+    fn values(&self, emulator: &str) -> anyhow::Result<PathBuf> {
+        let path = self.plane.dir().join("values.yaml");
         let values = serde_json::json!({
-            "image": {"repository": "localhost/sitewise-operator", "tag": tag, "pullPolicy": "Never"},
             "replicaCount": 2,
             "sitewise": {"endpoint": emulator},
             "pollInterval": "500ms",
@@ -253,9 +283,9 @@ async fn pods(cluster: &Cluster) -> anyhow::Result<Vec<Pod>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chart_on_a_real_node() -> anyhow::Result<()> {
     let first_tag = "0.1.0-node.1";
-    let archive = build_images(first_tag)?;
+    let release = build_release(first_tag)?;
     let cluster = Cluster::start().await?;
-    cluster.node.load_image(&archive)?;
+    cluster.node.load_image(&release.operator_image)?;
     let settings = Settings {
         quotas: Quotas {
             enabled: false,
@@ -264,10 +294,11 @@ async fn chart_on_a_real_node() -> anyhow::Result<()> {
         ..Settings::default()
     };
     let emulator = Emulator::start((NODE_ADDRESS, 0).into(), settings).await?;
-    let chart = "deploy/helm/sitewise-operator";
+    let chart = release.chart.to_string_lossy();
+    let chart = chart.as_ref();
 
     let started = Instant::now();
-    let values = cluster.values(&emulator.endpoint(), first_tag)?;
+    let values = cluster.values(&emulator.endpoint())?;
     let values = values.to_string_lossy();
     cluster.helm(&[
         "install",
@@ -320,7 +351,6 @@ async fn chart_on_a_real_node() -> anyhow::Result<()> {
             &format!("localhost/sitewise-operator:{second_tag}"),
         ],
     )?;
-    let values = cluster.values(&emulator.endpoint(), second_tag)?;
     let started = Instant::now();
     cluster.helm(&[
         "upgrade",
@@ -329,7 +359,9 @@ async fn chart_on_a_real_node() -> anyhow::Result<()> {
         "-n",
         NAMESPACE,
         "-f",
-        &values.to_string_lossy(),
+        &values,
+        "--set",
+        &format!("image.tag={second_tag}"),
         "--wait",
         "--timeout",
         "180s",
@@ -365,11 +397,40 @@ async fn chart_on_a_real_node() -> anyhow::Result<()> {
     }
 
     // Failover: the leader pod is deleted (SIGTERM); the standby takes the released Lease.
-    let leader = eventually("a leader", Duration::from_secs(60), || async {
-        cluster.lease_holder().await.ok().flatten()
-    })
+    let standbys: Vec<_> = running
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    // A pod of the old release may hold the Lease for a moment while it is stopped.
+    let leader = eventually(
+        "a leader of the new release",
+        Duration::from_secs(60),
+        || async {
+            cluster
+                .lease_holder()
+                .await
+                .ok()
+                .flatten()
+                .filter(|h| standbys.contains(h))
+        },
+    )
     .await?;
     let pod_api: Api<Pod> = Api::namespaced(cluster.plane.client().await?, NAMESPACE);
+    // The leader's own account of its shutdown, read while it stops.
+    let leader_log = cluster.plane.dir().join("leader.log");
+    let mut follow = Command::new(&cluster.kubectl)
+        .args([
+            "--kubeconfig",
+            &cluster.kubeconfig(),
+            "logs",
+            "-f",
+            "-n",
+            NAMESPACE,
+            &leader,
+        ])
+        .stdout(std::fs::File::create(&leader_log)?)
+        .spawn()?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let deleted = Instant::now();
     pod_api.delete(&leader, &DeleteParams::default()).await?;
     let successor = eventually("a new leader", Duration::from_secs(60), || async {
@@ -385,10 +446,28 @@ async fn chart_on_a_real_node() -> anyhow::Result<()> {
         "[node] failover after deleting the leader pod: {:.2} s (lease duration 15 s); {leader} -> {successor}",
         deleted.elapsed().as_secs_f64()
     );
-    ensure!(
-        running
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = follow.kill();
+    let _ = follow.wait();
+    for line in std::fs::read_to_string(&leader_log)?.lines() {
+        if ["shutdown", "released", "stopped", "lease"]
             .iter()
-            .any(|p| p.metadata.name.as_deref() == Some(&successor))
+            .any(|w| line.contains(w))
+        {
+            eprintln!("[node] old leader: {line}");
+        }
+    }
+    // The successor is a live pod of the release: the standby, or the leader's replacement
+    // when it starts first (both try for the released Lease).
+    let live: Vec<String> = pods(&cluster)
+        .await?
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    ensure!(
+        live.contains(&successor),
+        "{successor} took over; live pods: {live:?}"
     );
     Ok(())
 }

@@ -399,9 +399,11 @@ pub struct RunOptions {
     pub namespace: Option<String>,
     pub concurrency: u16,
     pub instance: Option<String>,
+    /// Stops the controller once running reconciles have finished.
+    pub shutdown: crate::shutdown::Shutdown,
 }
 
-/// Runs the controller until SIGTERM/SIGINT. `ready` turns true once the CRD is confirmed and
+/// Runs the controller until shutdown is requested. `ready` turns true once the CRD is confirmed and
 /// the watch starts.
 pub async fn run<S: SiteWise>(
     client: Client,
@@ -439,7 +441,7 @@ pub async fn run<S: SiteWise>(
         .applied_objects();
     let controller = Controller::for_stream(objects, reader)
         .with_config(controller::Config::default().concurrency(options.concurrency))
-        .shutdown_on_signal();
+        .graceful_shutdown_on(options.shutdown.requested());
     let mut ctx = ctx.with_resources(Arc::new(controller.store()));
     ctx.namespace = options.namespace.clone();
     let app = Arc::new(App {

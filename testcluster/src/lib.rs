@@ -239,7 +239,10 @@ impl ControlPlane {
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
         ];
-        if !options.workloads {
+        if options.workloads {
+            // The node has no DNS name; `kubectl logs` reaches its kubelet by address.
+            apiserver_args.push("--kubelet-preferred-address-types=InternalIP".into());
+        } else {
             // No pods run: nothing mounts ServiceAccount tokens.
             apiserver_args.push("--disable-admission-plugins=ServiceAccount".into());
         }

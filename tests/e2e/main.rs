@@ -57,6 +57,7 @@ fn main() {
         case!(hardening::paused_leader_sends_nothing_after_resume),
         case!(hardening::api_server_outage_is_recovered_within_a_few_polls),
         case!(shipping::standby_is_ready_and_shutdown_releases_the_lease),
+        case!(shipping::gitops_health_verdicts),
     ];
     let selected = cases
         .iter()
