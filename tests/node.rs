@@ -81,6 +81,7 @@ where
 /// A release, built by the script users run: the operator image's archive and the chart.
 struct Release {
     operator_image: PathBuf,
+    emulator_image: PathBuf,
     chart: PathBuf,
 }
 
@@ -103,6 +104,7 @@ fn build_release(tag: &str) -> anyhow::Result<Release> {
     };
     Ok(Release {
         operator_image: printed("operator-image")?,
+        emulator_image: printed("emulator-image")?,
         chart: printed("chart")?,
     })
 }
@@ -275,6 +277,48 @@ fn is_ready(obj: &SiteWiseAsset) -> bool {
     })
 }
 
+/// The emulator image runs as a pod (for users' demos and CI) and answers on its pod address.
+async fn emulator_runs_as_a_pod(cluster: &Cluster, tag: &str) -> anyhow::Result<()> {
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: sitewise-emulator, namespace: {PLANT}}}\n\
+         spec:\n  containers:\n  - name: emulator\n    image: localhost/sitewise-emulator:{tag}\n\
+         \x20   imagePullPolicy: Never\n\
+         \x20   securityContext: {{readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: {{drop: [ALL]}}}}\n"
+    );
+    let path = cluster.plane.dir().join("emulator-pod.yaml");
+    std::fs::write(&path, manifest)?;
+    cluster.kubectl(&["apply", "-f", &path.to_string_lossy()])?;
+    let api: Api<Pod> = Api::namespaced(cluster.plane.client().await?, PLANT);
+    let ip = eventually("the emulator pod runs", Duration::from_secs(60), || async {
+        let pod = api.get("sitewise-emulator").await.ok()?;
+        let status = pod.status?;
+        let running = status
+            .container_statuses?
+            .iter()
+            .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
+        running.then_some(status.pod_ip).flatten()
+    })
+    .await?;
+    let health = eventually("the emulator answers", Duration::from_secs(30), || {
+        let url = format!("{ip}:4566");
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tokio::net::TcpStream::connect(&url).await.ok()?;
+            let request = format!("GET /_emulator/health HTTP/1.0\r\nHost: {url}\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.ok()?;
+            Some(response)
+        }
+    })
+    .await?;
+    ensure!(
+        health.starts_with("HTTP/1.1 200") || health.starts_with("HTTP/1.0 200"),
+        "{health}"
+    );
+    Ok(())
+}
+
 async fn pods(cluster: &Cluster) -> anyhow::Result<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(cluster.plane.client().await?, NAMESPACE);
     Ok(api.list(&ListParams::default()).await?.items)
@@ -331,6 +375,8 @@ async fn chart_on_a_real_node() -> anyhow::Result<()> {
     );
 
     delete_plant_through_the_pods(&cluster, &emulator).await?;
+    cluster.node.load_image(&release.emulator_image)?;
+    emulator_runs_as_a_pod(&cluster, first_tag).await?;
 
     // A new image tag: a rolling update that completes because standbys are ready.
     let second_tag = "0.1.0-node.2";
