@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds what turns the test control plane into a cluster that runs pods: kubelet and
-# kube-scheduler from the same k8s.io/kubernetes module version as the API server (Go module
+# Builds what turns the test control plane into a cluster that runs pods: kubelet, kube-proxy
+# and kube-scheduler from the same k8s.io/kubernetes module version as the API server (Go module
 # proxy), and the pause binary for pod sandboxes (compiled from that module's C source,
 # statically). Installs containerd, runc and the CNI plugins from Debian's packages
 # (scripts/install-node-packages.sh). Cached under $HOME, keyed by the module's go.sum and this
@@ -33,7 +33,7 @@ ld="-s -w"
 for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
 done
-for cmd in kubelet kube-scheduler; do
+for cmd in kubelet kube-proxy kube-scheduler; do
   log "building $cmd; the first build takes several minutes on 2 cores"
   start=$SECONDS
   (cd "$module" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ld" \

@@ -22,7 +22,7 @@ use sitewise_emulator::config::{Quotas, Settings};
 use sitewise_emulator::ops::Op;
 use sitewise_operator::crd::SiteWiseAsset;
 use sitewise_testcluster::node::{NODE_ADDRESS, Node, PodNetwork};
-use sitewise_testcluster::{ControlPlane, Options};
+use sitewise_testcluster::{ControlPlane, Options, eventually};
 
 const NAMESPACE: &str = "sitewise-system";
 const RELEASE: &str = "sitewise-operator";
@@ -59,23 +59,6 @@ fn command(program: &Path, args: &[&str]) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A release, built by the script users run: the operator image's archive and the chart.
@@ -162,8 +145,8 @@ impl Cluster {
         command(&self.kubectl, &all)
     }
 
-    /// Chart values for this cluster: the emulator and the API server's address (no kube-proxy
-    /// here, see `sitewise_testcluster::node`). The image comes from the packaged chart.
+    /// Chart values for this cluster: the emulator's endpoint. The image comes from the
+    /// packaged chart; the pods reach the API server through the `kubernetes` Service.
     fn values(&self, emulator: &str) -> anyhow::Result<PathBuf> {
         let path = self.plane.dir().join("values.yaml");
         let values = serde_json::json!({
@@ -171,8 +154,6 @@ impl Cluster {
             "sitewise": {"endpoint": emulator},
             "pollInterval": "500ms",
             "extraEnv": [
-                {"name": "KUBERNETES_SERVICE_HOST", "value": NODE_ADDRESS.to_string()},
-                {"name": "KUBERNETES_SERVICE_PORT", "value": self.plane.port.to_string()},
                 {"name": "AWS_ACCESS_KEY_ID", "value": "emulator"},
                 {"name": "AWS_SECRET_ACCESS_KEY", "value": "emulator"},
                 {"name": "AWS_EC2_METADATA_DISABLED", "value": "true"},

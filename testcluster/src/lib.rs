@@ -4,7 +4,8 @@
 //!
 //! With [`Options::workloads`] the control plane also runs what pods need (the ServiceAccount
 //! admission plugin, the Deployment, ReplicaSet, node-lifecycle and root-CA publisher
-//! controllers), and [`node::Node`] adds a real node (kubelet, containerd, CNI, scheduler).
+//! controllers, the `kubernetes` Service's endpoints), and [`node::Node`] adds a real node
+//! (kubelet, containerd, CNI, kube-proxy, scheduler).
 //!
 //! Binaries come from `KUBEBUILDER_ASSETS` (the envtest convention) or, when unset, from
 //! `scripts/build-control-plane.sh`, which builds them from the Go module proxy into a cache
@@ -228,7 +229,6 @@ impl ControlPlane {
             format!("--bind-address={address}"),
             format!("--secure-port={api_port}"),
             format!("--advertise-address={address}"),
-            "--endpoint-reconciler-type=none".into(),
             format!("--cert-dir={}", pki.display()),
             format!("--token-auth-file={}", root.join("tokens.csv").display()),
             "--authorization-mode=RBAC".into(),
@@ -243,6 +243,8 @@ impl ControlPlane {
             // The node has no DNS name; `kubectl logs` reaches its kubelet by address.
             apiserver_args.push("--kubelet-preferred-address-types=InternalIP".into());
         } else {
+            // A loopback address cannot back the `kubernetes` Service's endpoints.
+            apiserver_args.push("--endpoint-reconciler-type=none".into());
             // No pods run: nothing mounts ServiceAccount tokens.
             apiserver_args.push("--disable-admission-plugins=ServiceAccount".into());
         }
@@ -420,6 +422,24 @@ contexts:
 current-context: sitewise-test
 "
     )
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A client from a kubeconfig file.

@@ -1,12 +1,14 @@
 //! A real node for the test control plane: containerd and runc (Debian's packages) as the
-//! container runtime, the bridge CNI plugin for the pod network, and kubelet and kube-scheduler
-//! built from the same Kubernetes version as the API server (`scripts/build-node.sh`).
+//! container runtime, the bridge CNI plugin for the pod network, and kubelet, kube-proxy and
+//! kube-scheduler built from the same Kubernetes version as the API server
+//! (`scripts/build-node.sh`).
 //!
 //! Needs root, as any kubelet does. Choices that fit these machines:
 //! - The pod network is one Linux bridge, [`BRIDGE`], whose address [`NODE_ADDRESS`] is also
-//!   where the API server listens (start it with [`crate::Options`]`{ address: NODE_ADDRESS }`),
-//!   so pods reach it directly. There is no kube-proxy: pods that talk to the API server get
-//!   `KUBERNETES_SERVICE_HOST`/`_PORT` pointing at it, which is what in-cluster clients read.
+//!   where the API server listens (start it with [`crate::Options`]`{ address: NODE_ADDRESS }`):
+//!   a loopback address cannot back a Service. kube-proxy (iptables mode) makes Services work,
+//!   the `kubernetes` Service that in-cluster clients use among them; its rules are removed
+//!   when the node stops.
 //! - containerd restricts `oom_score_adj` to values it may set itself
 //!   (`restrict_oom_score_adj`): lowering it needs CAP_SYS_RESOURCE, which these machines drop.
 //! - Pods live under their own cgroup root ([`CGROUP_ROOT`]), so stopping the node kills
@@ -84,6 +86,8 @@ impl Drop for PodNetwork {
 pub struct Node {
     // Field order is drop order: the scheduler and kubelet stop before the runtime.
     scheduler: Option<Process>,
+    proxy: Option<Process>,
+    proxy_bin: PathBuf,
     kubelet: Option<Process>,
     containerd: Option<Process>,
     dir: PathBuf,
@@ -97,7 +101,7 @@ impl Node {
     /// [`NODE_ADDRESS`] with workloads) and waits until the node is Ready.
     pub async fn start(plane: &ControlPlane, bin_dir: &Path) -> anyhow::Result<Self> {
         let started = Instant::now();
-        for bin in ["kubelet", "kube-scheduler", "pause"] {
+        for bin in ["kubelet", "kube-proxy", "kube-scheduler", "pause"] {
             if !bin_dir.join(bin).is_file() {
                 bail!(
                     "{bin} not found in {}; run scripts/build-node.sh",
@@ -125,6 +129,8 @@ impl Node {
         )?;
         let mut node = Self {
             scheduler: None,
+            proxy: None,
+            proxy_bin: bin_dir.join("kube-proxy"),
             kubelet: None,
             containerd: Some(containerd),
             dir: dir.clone(),
@@ -134,7 +140,10 @@ impl Node {
         node.wait_for_runtime().await?;
         node.load_image(&pause_archive(bin_dir, &dir)?)?;
 
-        std::fs::write(dir.join("kubelet.yaml"), kubelet_config(&node.socket)?)?;
+        std::fs::write(
+            dir.join("kubelet.yaml"),
+            kubelet_config(&node.socket, &dir)?,
+        )?;
         node.kubelet = Some(Process::spawn(
             "kubelet",
             &bin_dir.join("kubelet"),
@@ -144,6 +153,30 @@ impl Node {
                 format!("--root-dir={}", dir.join("kubelet").display()),
                 format!("--hostname-override={NODE_NAME}"),
                 format!("--node-ip={NODE_ADDRESS}"),
+            ],
+            &dir,
+        )?);
+        let local = std::net::Ipv4Addr::LOCALHOST;
+        node.proxy = Some(Process::spawn(
+            "kube-proxy",
+            &node.proxy_bin,
+            &[
+                format!("--kubeconfig={}", plane.kubeconfig.display()),
+                format!("--hostname-override={NODE_NAME}"),
+                format!("--cluster-cidr={POD_SUBNET}"),
+                "--proxy-mode=iptables".into(),
+                format!(
+                    "--healthz-bind-address=127.0.0.1:{}",
+                    crate::free_port(local)?
+                ),
+                format!(
+                    "--metrics-bind-address=127.0.0.1:{}",
+                    crate::free_port(local)?
+                ),
+                // Leave the machine's conntrack settings as they are.
+                "--conntrack-max-per-core=0".into(),
+                "--conntrack-tcp-timeout-established=0".into(),
+                "--conntrack-tcp-timeout-close-wait=0".into(),
             ],
             &dir,
         )?);
@@ -204,9 +237,14 @@ impl Node {
         let nodes: Api<NodeObject> = Api::all(client.clone());
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            for process in [&mut self.kubelet, &mut self.scheduler, &mut self.containerd]
-                .into_iter()
-                .flatten()
+            for process in [
+                &mut self.kubelet,
+                &mut self.proxy,
+                &mut self.scheduler,
+                &mut self.containerd,
+            ]
+            .into_iter()
+            .flatten()
             {
                 process.check_alive()?;
             }
@@ -235,13 +273,46 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.scheduler = None;
+        if self.proxy.take().is_some() {
+            // Removes the KUBE-* chains it wrote into the machine's iptables.
+            let _ = Command::new(&self.proxy_bin)
+                .arg("--cleanup")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         self.kubelet = None;
+        remove_kubelet_iptables_chains();
         kill_cgroup_tree();
         self.containerd = None;
         // containerd's shims outlive it; their command line names its socket.
         kill_processes_naming(&self.socket.to_string_lossy());
         unmount_under(&self.dir);
         remove_cgroup_root();
+    }
+}
+
+/// The chains every kubelet writes into the machine's iptables (a martian-packet guard and
+/// canaries), which outlive it.
+fn remove_kubelet_iptables_chains() {
+    let rules: &[&[&str]] = &[
+        &["-t", "filter", "-D", "INPUT", "-j", "KUBE-FIREWALL"],
+        &["-t", "filter", "-D", "OUTPUT", "-j", "KUBE-FIREWALL"],
+        &["-t", "filter", "-F", "KUBE-FIREWALL"],
+        &["-t", "filter", "-X", "KUBE-FIREWALL"],
+        &["-t", "filter", "-X", "KUBE-KUBELET-CANARY"],
+        &["-t", "nat", "-X", "KUBE-KUBELET-CANARY"],
+        &["-t", "mangle", "-X", "KUBE-KUBELET-CANARY"],
+        &["-t", "mangle", "-X", "KUBE-IPTABLES-HINT"],
+    ];
+    for program in ["iptables", "ip6tables"] {
+        for rule in rules {
+            let _ = Command::new(program)
+                .args(*rule)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -294,7 +365,7 @@ state = "{d}/containerd/state"
     )
 }
 
-fn kubelet_config(socket: &Path) -> anyhow::Result<String> {
+fn kubelet_config(socket: &Path, dir: &Path) -> anyhow::Result<String> {
     let endpoint = format!("unix://{}", socket.display());
     let port = crate::free_port(NODE_ADDRESS)?;
     Ok(serde_json::json!({
@@ -318,6 +389,7 @@ fn kubelet_config(socket: &Path) -> anyhow::Result<String> {
         "localStorageCapacityIsolation": false,
         "resolvConf": "",
         "staticPodPath": "",
+        "podLogsDir": dir.join("pod-logs"),
     })
     .to_string())
 }

@@ -3,10 +3,9 @@
 //! namespace, an in-process emulator and the real `sitewise-operator` binary started the way
 //! users start it, authenticated as that ServiceAccount.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::authorization::v1::{
@@ -203,23 +202,7 @@ pub fn kubectl_output(
     Ok(child.wait_with_output()?)
 }
 
-/// Polls `check` until it returns `Some`, or fails after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+pub use sitewise_testcluster::eventually;
 
 /// The operator binary, running against one namespace and one emulator. Killed on drop.
 pub struct Operator {
