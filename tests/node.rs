@@ -175,7 +175,16 @@ impl Cluster {
 }
 
 /// The user ID of each operator process running in the node's pods.
-fn operator_process_uids() -> Vec<u32> {
+/// How an operator process runs in its container, as the kernel sees it.
+#[derive(Debug, PartialEq)]
+struct Confinement {
+    uid: u32,
+    effective_capabilities: String,
+    root_read_only: bool,
+}
+
+/// The confinement of each operator process running in the node's pods.
+fn operator_processes() -> Vec<Confinement> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -188,8 +197,22 @@ fn operator_process_uids() -> Vec<u32> {
         })
         .filter_map(|e| {
             let status = std::fs::read_to_string(e.path().join("status")).ok()?;
-            let uid = status.lines().find(|l| l.starts_with("Uid:"))?;
-            uid.split_whitespace().nth(1)?.parse().ok()
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .map(str::to_string)
+            };
+            // The mount of "/" in the process's own mount namespace.
+            let mounts = std::fs::read_to_string(e.path().join("mountinfo")).ok()?;
+            let root = mounts.lines().find(|l| l.split(' ').nth(4) == Some("/"))?;
+            let options = root.split(' ').nth(5)?;
+            Some(Confinement {
+                uid: field("Uid:")?.parse().ok()?,
+                effective_capabilities: field("CapEff:")?,
+                root_read_only: options.split(',').any(|o| o == "ro"),
+            })
         })
         .collect()
 }
@@ -349,10 +372,16 @@ async fn chart_on_a_real_node() -> anyhow::Result<()> {
         .status
         .and_then(|s| s.available_replicas);
     ensure!(available == Some(2), "available replicas: {available:?}");
-    let uids = operator_process_uids();
+    // The chart's securityContext holds: non-root, no capability, read-only root.
+    let confined = Confinement {
+        uid: 65532,
+        effective_capabilities: "0000000000000000".into(),
+        root_read_only: true,
+    };
+    let processes = operator_processes();
     ensure!(
-        uids.len() == 2 && uids.iter().all(|u| *u == 65532),
-        "operator processes' user IDs: {uids:?}"
+        processes.len() == 2 && processes.iter().all(|p| *p == confined),
+        "operator processes: {processes:?}"
     );
 
     delete_plant_through_the_pods(&cluster, &emulator).await?;
