@@ -727,6 +727,8 @@ pub async fn helm_chart_is_valid_and_matches_deploy(env: &Env) -> anyhow::Result
         "rolebinding",
         "service",
         "deployment",
+        "validatingadmissionpolicy",
+        "validatingadmissionpolicybinding",
     ] {
         let listed = applied.lines().any(|line| {
             line.strip_prefix(kind)

@@ -9,6 +9,7 @@ mod cases;
 mod hardening;
 mod harness;
 mod ownership;
+mod protection;
 mod shipping;
 
 use std::future::Future;
@@ -58,6 +59,7 @@ fn main() {
         case!(hardening::api_server_outage_is_recovered_within_a_few_polls),
         case!(shipping::standby_is_ready_and_shutdown_releases_the_lease),
         case!(shipping::gitops_health_verdicts),
+        case!(protection::deletion_protection_is_enforced_by_the_api_server),
     ];
     let selected = cases
         .iter()
