@@ -32,6 +32,16 @@ pub enum Error {
         poll_after: Duration,
     },
 
+    /// `childPolicy: Block` and children are linked: the deletion waits for them to go.
+    #[error(
+        "asset {asset_id} is not deleted while {children} child asset(s) are linked (childPolicy: Block)"
+    )]
+    DeletionBlocked {
+        asset_id: String,
+        children: u32,
+        poll_after: Duration,
+    },
+
     /// The asset is CREATING or UPDATING and cannot be changed yet.
     #[error("asset {asset_id} is {state}; waiting for ACTIVE or FAILED before deleting it")]
     AssetBusy { asset_id: String, state: String },
@@ -120,6 +130,7 @@ impl Error {
             Self::NotLeader => ErrorClass::Transient,
             Self::DeletionPending { .. }
             | Self::ChildrenDetaching { .. }
+            | Self::DeletionBlocked { .. }
             | Self::AssetBusy { .. } => ErrorClass::Pending,
             Self::ObserveAgain { .. } => ErrorClass::Conflict,
             Self::MissingMetadata(_) | Self::DeletionFailed { .. } => ErrorClass::Terminal,
@@ -142,7 +153,8 @@ impl Error {
     pub fn poll_after(&self) -> Option<Duration> {
         match self.root() {
             Self::DeletionPending { poll_after, .. }
-            | Self::ChildrenDetaching { poll_after, .. } => Some(*poll_after),
+            | Self::ChildrenDetaching { poll_after, .. }
+            | Self::DeletionBlocked { poll_after, .. } => Some(*poll_after),
             _ => None,
         }
     }

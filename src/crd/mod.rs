@@ -185,6 +185,13 @@ pub struct SiteWiseAssetSpec {
     /// the asset in SiteWise and removes this resource's ownership claim.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// What a deletion (policy `Delete`) does about child assets still linked under this
+    /// asset. `Detach` (default) disassociates them and leaves them in SiteWise; `Block` does not
+    /// start the deletion while any is linked, and lists them in `status.deletion.blockedBy`
+    /// (children whose own resources are being deleted do not block: they detach themselves).
+    #[serde(default)]
+    pub child_policy: ChildPolicy,
 }
 
 /// Declared settings of one asset property.
@@ -322,6 +329,17 @@ impl SiteWiseAsset {
             None => "(none)".to_string(),
         }
     }
+}
+
+/// What a deletion does about the children still linked under the asset.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ChildPolicy {
+    /// Disassociate every child (in every hierarchy) and leave it in SiteWise.
+    #[default]
+    Detach,
+    /// Do not start while any child is linked; for sites and areas that must not be cut loose
+    /// by accident.
+    Block,
 }
 
 /// What the operator does to the SiteWise asset when the resource is deleted.

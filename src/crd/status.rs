@@ -141,6 +141,9 @@ pub struct DeletionProgress {
     /// of the DeleteAsset clientToken, so the next attempt is a new request.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub delete_round: u32,
+    /// The linked children that keep a `childPolicy: Block` deletion from starting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<String>,
     /// When the deletion started (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
@@ -160,6 +163,8 @@ pub enum DeletionPhase {
     Observing,
     /// Waiting for the asset to leave CREATING or UPDATING.
     WaitingForStableState,
+    /// Not started: `childPolicy: Block` and children are linked (`blockedBy`).
+    Blocked,
     /// Disassociating child assets.
     DisassociatingChildren,
     /// Detaching the asset from its parent.

@@ -60,6 +60,7 @@ fn main() {
         case!(shipping::standby_is_ready_and_shutdown_releases_the_lease),
         case!(shipping::gitops_health_verdicts),
         case!(protection::deletion_protection_is_enforced_by_the_api_server),
+        case!(protection::block_holds_a_site_until_its_children_are_gone),
     ];
     let selected = cases
         .iter()

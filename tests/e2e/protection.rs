@@ -1,5 +1,6 @@
-//! Deletion protection enforced by the API server (`deploy/deletion-protection.yaml`, also in
-//! the chart): a protected resource cannot be deleted until a person lifts the protection.
+//! Protection against deleting too much: deletion protection enforced by the API server
+//! (`deploy/deletion-protection.yaml`, also in the chart), and `childPolicy: Block`, which holds
+//! a deletion while children are linked.
 
 use std::time::Duration;
 
@@ -109,4 +110,81 @@ fn journal_count(emu: &sitewise_emulator::Emulator, op: Op) -> usize {
         .iter()
         .filter(|e| e.operation == op)
         .count()
+}
+
+/// `childPolicy: Block` holds a site until its children's resources are gone: nothing is
+/// changed in SiteWise meanwhile, and status names the children that block.
+pub async fn block_holds_a_site_until_its_children_are_gone(env: &Env) -> anyhow::Result<()> {
+    use sitewise_operator::crd::DeletionPhase;
+    let ns = env.namespace("e2e-block").await?;
+    let (emu, seeded) = emulator(quiet(), &plant_seed(2, 0, 0)).await?;
+    let _operator = Operator::start(env, &ns, &emu.endpoint(), "block")?;
+    let manifest = format!(
+        "apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: site, namespace: {ns}}}\n\
+         spec: {{assetId: externalId:site, deletionPolicy: Delete, childPolicy: Block}}\n---\n\
+         apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: area-0, namespace: {ns}}}\n\
+         spec: {{assetId: externalId:area-0, deletionPolicy: Delete}}\n---\n\
+         apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: area-1, namespace: {ns}}}\n\
+         spec: {{assetId: externalId:area-1, deletionPolicy: Delete}}\n"
+    );
+    kubectl_output(
+        &env.plane.kubeconfig,
+        &["apply", "-f", "-"],
+        Some(&manifest),
+    )?;
+    let api = env.assets(&ns);
+    wait_all_ready(&api, 3, Duration::from_secs(60)).await?;
+
+    api.delete("site", &Default::default()).await?;
+    let blocked_by = eventually(
+        "the site's deletion is blocked",
+        Duration::from_secs(60),
+        || async {
+            let deletion = api.get("site").await.ok()?.status?.deletion?;
+            (deletion.phase == DeletionPhase::Blocked && deletion.blocked_by.len() == 2)
+                .then_some(deletion.blocked_by)
+        },
+    )
+    .await?;
+    for area in ["area-0", "area-1"] {
+        ensure!(
+            blocked_by
+                .iter()
+                .any(|b| b.ends_with(&format!("(SiteWiseAsset {ns}/{area})"))),
+            "{blocked_by:?}"
+        );
+    }
+    // A few more polls: still blocked, and nothing was changed in SiteWise.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    ensure!(api.get("site").await.is_ok());
+    ensure!(journal_count(&emu, Op::DisassociateAssets) == 0);
+    ensure!(journal_count(&emu, Op::DeleteAsset) == 0);
+    let reasons = event_reasons(&env.client, &ns, "site").await;
+    ensure!(
+        reasons.iter().filter(|r| *r == "DeletionBlocked").count() == 1,
+        "{reasons:?}"
+    );
+
+    // The children's resources go (they detach themselves); then the site goes.
+    for area in ["area-0", "area-1"] {
+        api.delete(area, &Default::default()).await?;
+    }
+    wait_all_gone(&api, Duration::from_secs(60)).await?;
+    for name in ["site", "area-0", "area-1"] {
+        let id = seeded.assets.get(name).context("seeded")?;
+        ensure!(
+            emu.store()
+                .journal()
+                .iter()
+                .filter(|e| e.operation == Op::DeleteAsset && e.status < 300 && !e.replay)
+                .filter(|e| e.resolved_id.as_deref() == Some(id.as_str()))
+                .count()
+                == 1
+        );
+    }
+    ensure!(
+        journal_count(&emu, Op::DisassociateAssets) == 2,
+        "one detach per link"
+    );
+    Ok(())
 }

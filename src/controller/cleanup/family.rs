@@ -68,6 +68,23 @@ fn owns(resource: &SiteWiseAsset) -> bool {
         .is_some_and(|s| matches!(s.ownership, Some(Ownership::Created | Ownership::Adopted)))
 }
 
+/// A linked child for people: its asset ID and hierarchy, and the resource that owns it.
+pub fn describe_child(resources: &[Arc<SiteWiseAsset>], child: &ChildLink) -> String {
+    let owner = owner_of(resources, &child.child_id).map(|r| {
+        format!(
+            " (SiteWiseAsset {}/{})",
+            r.metadata.namespace.as_deref().unwrap_or_default(),
+            r.metadata.name.as_deref().unwrap_or_default()
+        )
+    });
+    format!(
+        "asset {} in hierarchy {}{}",
+        child.child_id,
+        child.hierarchy_id,
+        owner.unwrap_or_default()
+    )
+}
+
 /// The fate of the link `parent_id` > `child_id` according to the child's resource.
 pub fn fate(resources: &[Arc<SiteWiseAsset>], parent_id: &str, child_id: &str) -> ChildFate {
     let Some(child) = owner_of(resources, child_id) else {

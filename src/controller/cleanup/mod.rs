@@ -26,9 +26,9 @@ use kube::runtime::controller::Action;
 
 use super::Context;
 use super::claim;
-use super::plan::{self, Observation, Step};
+use super::plan::{self, ChildLink, Observation, Policy, Step};
 use super::status::{Events, StatusWriter};
-use crate::crd::{DeletionPolicy, DeletionProgress, SiteWiseAsset};
+use crate::crd::{ChildPolicy, DeletionPolicy, DeletionProgress, SiteWiseAsset};
 use crate::error::{Error, Result};
 use crate::sitewise::{AssetDescription, AssetState, ErrorKind, SiteWise};
 use crate::token;
@@ -46,6 +46,11 @@ const DISASSOCIATIONS_PER_RECONCILE: u32 = 16;
 /// How often a parent looks at the cache while children detach themselves (no SiteWise call).
 const CHILDREN_POLL: Duration = Duration::from_millis(500);
 
+/// A deletion blocked by linked children (`childPolicy: Block`) reads the links again after
+/// this many poll intervals (30 s by default): one DescribeAsset and one ListAssociatedAssets
+/// per hierarchy each time.
+const BLOCKED_POLLS: u32 = 10;
+
 pub async fn cleanup<S: SiteWise>(
     obj: &SiteWiseAsset,
     ctx: &Context<S>,
@@ -53,12 +58,15 @@ pub async fn cleanup<S: SiteWise>(
     events: &Events,
 ) -> Result<Action> {
     let uid = obj.require_uid()?;
-    let policy = obj.spec.deletion_policy;
+    let policy = Policy {
+        asset: obj.spec.deletion_policy,
+        children: obj.spec.child_policy,
+    };
     catch_up(ctx, uid, status);
     let before = status.snapshot();
     start_deletion(status);
 
-    if policy == DeletionPolicy::Retain {
+    if policy.asset == DeletionPolicy::Retain {
         return release(status, events, ctx, &Step::ReleaseRetained, obj).await;
     }
     if obj.force_orphan_reason().is_some() {
@@ -77,8 +85,14 @@ pub async fn cleanup<S: SiteWise>(
         disassociated: 0,
         unreported: 0,
     };
-    let known = observe::from_status(ctx, obj, &before)
-        .or_else(|| observe::from_memory(ctx, uid, &before, pass.in_grace));
+    // Block decides on links read from SiteWise: status cannot know a child no resource
+    // manages, and the fast path would detach the asset from its parent before finding out.
+    let known = (policy.children == ChildPolicy::Detach)
+        .then(|| {
+            observe::from_status(ctx, obj, &before)
+                .or_else(|| observe::from_memory(ctx, uid, &before, pass.in_grace))
+        })
+        .flatten();
     let observation = match known {
         Some(known) => {
             pass.from_status = true;
@@ -140,11 +154,7 @@ struct Pass<'a, S> {
 }
 
 impl<S: SiteWise> Pass<'_, S> {
-    async fn run(
-        &mut self,
-        policy: DeletionPolicy,
-        mut observation: Observation,
-    ) -> Result<Action> {
+    async fn run(&mut self, policy: Policy, mut observation: Observation) -> Result<Action> {
         let (ctx, status, uid) = (self.ctx, self.status, self.uid);
         recall(ctx, uid, self.in_grace, &mut observation);
         for _ in 0..MAX_STEPS_PER_RECONCILE {
@@ -192,6 +202,9 @@ impl<S: SiteWise> Pass<'_, S> {
                         remaining: *remaining,
                         poll_after: CHILDREN_POLL.min(ctx.settings.poll_interval),
                     });
+                }
+                Step::BlockedByChildren { children } => {
+                    return self.blocked(&step, &observation, children).await;
                 }
                 Step::RereadLinks { parent_id } => {
                     remember_nothing(ctx, uid, &observation);
@@ -294,6 +307,51 @@ impl<S: SiteWise> Pass<'_, S> {
         disassociate(self.ctx, &token, link).await?;
         self.ctx.failures.reset(self.uid);
         Ok(())
+    }
+
+    /// `childPolicy: Block` with children linked: nothing changes in SiteWise; status lists the
+    /// children (written when the list changes), one Warning says so when the block starts,
+    /// and the links are read again after [`BLOCKED_POLLS`] poll intervals.
+    async fn blocked(
+        &self,
+        step: &Step,
+        observation: &Observation,
+        children: &[ChildLink],
+    ) -> Result<Action> {
+        let resources = self.ctx.resources.all();
+        let blocking: Vec<String> = children
+            .iter()
+            .map(|c| family::describe_child(&resources, c))
+            .collect();
+        // What the last pass wrote: this pass has already staged its own phase (Observing).
+        let before = self.status.written_snapshot().deletion.unwrap_or_default();
+        progress(self.status, step, observation, None);
+        self.status.stage(|s| {
+            if let Some(deletion) = s.deletion.as_mut() {
+                deletion.blocked_by = blocking.clone();
+            }
+        });
+        if before.blocked_by != blocking {
+            self.status.flush().await?;
+        }
+        if before.phase != crate::crd::DeletionPhase::Blocked {
+            self.events
+                .warning(
+                    "DeletionBlocked",
+                    format!(
+                        "Not deleted while {} child asset(s) are linked (childPolicy: Block): {}",
+                        blocking.len(),
+                        blocking.join("; ")
+                    ),
+                )
+                .await;
+        }
+        remember_nothing(self.ctx, self.uid, observation);
+        Err(Error::DeletionBlocked {
+            asset_id: asset_id_of(observation),
+            children: u32::try_from(children.len()).unwrap_or(u32::MAX),
+            poll_after: self.ctx.settings.poll_interval * BLOCKED_POLLS,
+        })
     }
 
     /// A parent with many children gives its slot to others after a batch: progress is

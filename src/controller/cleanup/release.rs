@@ -59,6 +59,9 @@ pub(super) fn progress(
         deletion.phase = phase;
         deletion.children_remaining = children;
         deletion.current_operation = operation;
+        if phase != DeletionPhase::Blocked {
+            deletion.blocked_by.clear();
+        }
         status::set_condition(
             &mut s.conditions,
             status::DELETING,
@@ -97,6 +100,9 @@ fn describe_phase(phase: DeletionPhase, children: u32) -> String {
         DeletionPhase::WaitingForStableState => {
             "Waiting for the asset to become ACTIVE or FAILED".into()
         }
+        DeletionPhase::Blocked => format!(
+            "Not started: {children} child asset(s) are linked and childPolicy is Block (see blockedBy)"
+        ),
         DeletionPhase::DisassociatingChildren => format!("Disassociating {children} child assets"),
         DeletionPhase::DetachingFromParent => "Detaching the asset from its parent".into(),
         DeletionPhase::DeleteRequested => {

@@ -645,6 +645,7 @@ async fn a_replica_that_lost_its_lease_sends_no_mutation() {
         Context::new(run.fake.clone(), settings(), Arc::new(Metrics::default())).with_fence(fence);
     run.until_released(6).await;
 }
+mod block;
 mod ownership;
 mod prune;
 

@@ -195,6 +195,11 @@ impl FakeSiteWise {
             .push((parent.into(), hierarchy.into(), child.into()));
     }
 
+    /// Removes every link under which `child` is associated (someone detached it).
+    pub fn unlink(&self, child: &str) {
+        self.lock().links.retain(|(_, _, c)| c != child);
+    }
+
     pub fn set_state(&self, id: &str, state: AssetState) {
         if let Some(asset) = self.lock().assets.get_mut(id) {
             asset.description.state = state;

@@ -2,7 +2,7 @@
 //! SiteWise reports to the next deletion step. `cleanup` observes, asks [`next_step`], acts,
 //! records the effect with [`Observation::record`] and asks again.
 
-use crate::crd::{DeletionPhase, DeletionPolicy};
+use crate::crd::{ChildPolicy, DeletionPhase, DeletionPolicy};
 use crate::sitewise::AssetState;
 
 /// A child linked under one of the asset's hierarchies.
@@ -35,6 +35,22 @@ pub struct Links {
     /// raced (a prune removes each link once, from the child's side).
     pub awaiting: Vec<ChildLink>,
     pub parent: Option<ParentLink>,
+}
+
+/// What the resource's spec asks of its deletion.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub asset: DeletionPolicy,
+    pub children: ChildPolicy,
+}
+
+impl From<DeletionPolicy> for Policy {
+    fn from(asset: DeletionPolicy) -> Self {
+        Self {
+            asset,
+            children: ChildPolicy::Detach,
+        }
+    }
 }
 
 /// Deletions SiteWise may accept and then fail before the operator gives up and asks a person.
@@ -115,6 +131,9 @@ pub enum Step {
     },
     /// The parent link changed while it was read: observe again after a short delay.
     RereadLinks { parent_id: String },
+    /// `childPolicy: Block` and these children are linked: nothing is changed; look again
+    /// later.
+    BlockedByChildren { children: Vec<ChildLink> },
     /// Children are detaching themselves (their resources are being deleted too): wait,
     /// without calling SiteWise, until they are gone.
     AwaitChildren { remaining: u32 },
@@ -133,6 +152,7 @@ impl Step {
             | Self::ReleaseDeleted
             | Self::ReleaseNotOwned { .. } => DeletionPhase::Done,
             Self::WaitUntilStable(_) => DeletionPhase::WaitingForStableState,
+            Self::BlockedByChildren { .. } => DeletionPhase::Blocked,
             Self::ReadLinks
             | Self::RereadLinks { .. }
             | Self::CheckClaim
@@ -158,9 +178,11 @@ impl Step {
 /// SiteWise failed is retried with a new token a bounded number of times; then every child is
 /// disassociated (except those whose own resources are detaching them), the asset is detached
 /// from its parent, the children detaching themselves are waited for, and only then is it
-/// deleted. FAILED assets are deleted like ACTIVE ones.
-pub fn next_step(policy: DeletionPolicy, observation: &Observation) -> Step {
-    if policy == DeletionPolicy::Retain {
+/// deleted. FAILED assets are deleted like ACTIVE ones. With `childPolicy: Block`, linked
+/// children (other than those detaching themselves) stop the deletion before any change.
+pub fn next_step(policy: impl Into<Policy>, observation: &Observation) -> Step {
+    let policy = policy.into();
+    if policy.asset == DeletionPolicy::Retain {
         return Step::ReleaseRetained;
     }
     let Observation::Present {
@@ -208,6 +230,11 @@ pub fn next_step(policy: DeletionPolicy, observation: &Observation) -> Step {
     let Some(links) = links else {
         return Step::ReadLinks;
     };
+    if policy.children == ChildPolicy::Block && !links.children.is_empty() {
+        return Step::BlockedByChildren {
+            children: links.children.clone(),
+        };
+    }
     if let Some(child) = links.children.first() {
         return Step::DisassociateChild(child.clone());
     }

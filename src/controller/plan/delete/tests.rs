@@ -335,3 +335,62 @@ fn children_detaching_themselves_are_awaited_after_the_parent_link_goes() {
         Step::DeleteAsset { .. }
     ));
 }
+
+#[test]
+fn block_stops_before_any_change_while_children_are_linked() {
+    use crate::crd::ChildPolicy;
+    let policy = |asset, children| Policy { asset, children };
+    let block = policy(DeletionPolicy::Delete, ChildPolicy::Block);
+    let child = ChildLink {
+        hierarchy_id: "h".into(),
+        child_id: "c".into(),
+    };
+    let linked = present(
+        AssetState::Active,
+        Some(links_of(vec![child.clone()], vec![])),
+    );
+    assert_eq!(
+        next_step(block, &linked),
+        Step::BlockedByChildren {
+            children: vec![child.clone()]
+        }
+    );
+    assert_eq!(
+        Step::BlockedByChildren { children: vec![] }.phase(),
+        DeletionPhase::Blocked
+    );
+    // Block decides on links read from SiteWise.
+    assert_eq!(
+        next_step(block, &present(AssetState::Active, None)),
+        Step::ReadLinks
+    );
+    // Children detaching themselves do not block: the parent link goes, then they are awaited.
+    let detaching = present(
+        AssetState::Active,
+        Some(links_of(vec![], vec![child.clone()])),
+    );
+    assert!(matches!(
+        next_step(block, &detaching),
+        Step::DetachFromParent { .. }
+    ));
+    // Detach (the default) disassociates the same child; Retain is never blocked.
+    assert_eq!(
+        next_step(DeletionPolicy::Delete, &linked),
+        Step::DisassociateChild(child)
+    );
+    assert_eq!(
+        next_step(policy(DeletionPolicy::Retain, ChildPolicy::Block), &linked),
+        Step::ReleaseRetained
+    );
+}
+
+fn links_of(children: Vec<ChildLink>, awaiting: Vec<ChildLink>) -> Links {
+    Links {
+        children,
+        awaiting,
+        parent: Some(ParentLink::Linked {
+            parent_id: "p".into(),
+            hierarchy_id: "ph".into(),
+        }),
+    }
+}
