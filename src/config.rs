@@ -30,6 +30,73 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Print the SiteWiseAsset CustomResourceDefinition as YAML.
     Crd,
+    /// Show what deleting resources would do, without doing it (read-only). Also usable as a
+    /// kubectl plugin: link this binary as `kubectl-sitewise` and run `kubectl sitewise plan`.
+    Plan(Box<PlanArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Resources whose deletion to plan, by name; all the selected ones when none is given.
+    pub names: Vec<String>,
+
+    /// Namespace of the resources.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+
+    /// Resources of every namespace (names are then not allowed).
+    #[arg(long, short = 'A', conflicts_with = "names")]
+    pub all_namespaces: bool,
+
+    /// Label selector, e.g. `plant.example.com/site=lyon`.
+    #[arg(long, short = 'l')]
+    pub selector: Option<String>,
+
+    /// Kubeconfig file; the default kubeconfig (or in-cluster configuration) when unset.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// AWS region of the SiteWise assets; the standard AWS chain decides when unset.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// SiteWise endpoint override, e.g. http://127.0.0.1:4566 for the emulator.
+    #[arg(long, env = "SITEWISE_ENDPOINT", value_parser = parse_endpoint)]
+    pub sitewise_endpoint: Option<String>,
+
+    /// The account's asset-operation quota (requests per second), for the time estimate and
+    /// the plan's own reads.
+    #[arg(long, env = "SITEWISE_RATE", default_value_t = 30)]
+    pub sitewise_rate: u32,
+
+    /// The account's DescribeAsset quota (requests per second).
+    #[arg(long, env = "SITEWISE_DESCRIBE_RATE", default_value_t = 100)]
+    pub sitewise_describe_rate: u32,
+
+    /// The cluster's ID in ownership claims, as the operator is configured (default: the
+    /// kube-system namespace's UID).
+    #[arg(long, env = "CLUSTER_ID", value_parser = parse_cluster_id)]
+    pub cluster_id: Option<String>,
+}
+
+impl PlanArgs {
+    pub fn sdk_settings(&self) -> SdkSettings {
+        SdkSettings {
+            region: self.region.clone(),
+            endpoint: self.sitewise_endpoint.clone(),
+            sdk_max_attempts: 3,
+            attempt_timeout: Duration::from_secs(10),
+            fence: None,
+            app_name: Some("sitewise-plan".into()),
+        }
+    }
+
+    pub fn rates(&self) -> Rates {
+        Rates {
+            asset_operations: NonZeroU32::new(self.sitewise_rate),
+            describe_asset: NonZeroU32::new(self.sitewise_describe_rate),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -15,6 +15,7 @@ pub mod crd;
 pub mod error;
 pub mod leader;
 pub mod metrics;
+pub mod preview;
 pub mod shutdown;
 pub mod sitewise;
 pub mod telemetry;

@@ -8,8 +8,8 @@ use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use sitewise_operator::admin::{self, AdminState};
-use sitewise_operator::config::{Cli, Command, RunArgs};
-use sitewise_operator::controller::{self, Context, RunOptions};
+use sitewise_operator::config::{Cli, Command, PlanArgs, RunArgs};
+use sitewise_operator::controller::{self, Context, RunOptions, claim};
 use sitewise_operator::leader::{ElectionConfig, Elector};
 use sitewise_operator::metrics::{Instrumented, Metrics};
 use sitewise_operator::shutdown::Shutdown;
@@ -23,6 +23,7 @@ async fn main() {
     let result = match cli.command {
         Command::Crd => sitewise_operator::crd_yaml().map(|yaml| print!("{yaml}")),
         Command::Run(args) => run(*args).await,
+        Command::Plan(args) => plan(*args).await,
     };
     // One line that names the cause, whatever failed; the exit code says it failed.
     if let Err(e) = result {
@@ -34,15 +35,7 @@ async fn main() {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
     let shutdown = Shutdown::listen()?;
-    let kube_config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| anyhow::anyhow!("cannot read kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    let client = kube::Client::try_from(kube_config)?;
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
     // Fail fast and clearly when something the operator cannot run without is missing,
     // rather than running on without probes or waiting for ever.
     let admin_listener = tokio::net::TcpListener::bind(args.admin_addr)
@@ -56,7 +49,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     wait_for_api_server(&client, args.startup_timeout).await?;
     let cluster_id = match &args.cluster_id {
         Some(id) => id.clone(),
-        None => cluster_id_from_kube_system(&client).await?,
+        None => claim::cluster_id_from_kube_system(&client).await?,
     };
     tracing::info!(cluster_id = %cluster_id, "ownership claims name this cluster");
     let identity = std::env::var("POD_NAME")
@@ -133,20 +126,66 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     result
 }
 
-/// The default cluster identity: the kube-system namespace's UID, which lives as long as the
-/// cluster does.
-async fn cluster_id_from_kube_system(client: &kube::Client) -> anyhow::Result<String> {
-    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
-        kube::Api::all(client.clone());
-    let ns = namespaces.get("kube-system").await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot read the kube-system namespace for the cluster ID ({e}); grant `get` on it \
-             (deploy/rbac.yaml) or set --cluster-id"
-        )
-    })?;
-    ns.metadata
-        .uid
-        .ok_or_else(|| anyhow::anyhow!("the kube-system namespace has no UID; set --cluster-id"))
+/// A client from `kubeconfig`, or from the environment (in-cluster or default kubeconfig).
+async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| anyhow::anyhow!("cannot read kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// `plan`: reads the selected resources, every resource (owners of children) and SiteWise,
+/// and prints what their deletion would do.
+async fn plan(args: PlanArgs) -> anyhow::Result<()> {
+    use kube::api::{Api, ListParams};
+    use sitewise_operator::crd::SiteWiseAsset;
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let mut params = ListParams::default();
+    if let Some(selector) = &args.selector {
+        params = params.labels(selector);
+    }
+    let selected: Api<SiteWiseAsset> = if args.all_namespaces {
+        Api::all(client.clone())
+    } else {
+        Api::namespaced(client.clone(), &args.namespace)
+    };
+    let mut targets = selected.list(&params).await?.items;
+    if !args.names.is_empty() {
+        for name in &args.names {
+            if !targets
+                .iter()
+                .any(|t| t.metadata.name.as_deref() == Some(name))
+            {
+                anyhow::bail!("SiteWiseAsset {}/{name} not found", args.namespace);
+            }
+        }
+        targets.retain(|t| {
+            t.metadata
+                .name
+                .as_ref()
+                .is_some_and(|n| args.names.contains(n))
+        });
+    }
+    let all = Api::<SiteWiseAsset>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let cluster_id = match &args.cluster_id {
+        Some(id) => id.clone(),
+        None => claim::cluster_id_from_kube_system(&client).await?,
+    };
+    let sdk = sdk_client(&args.sdk_settings()).await;
+    let sitewise = RateLimited::new(AwsSiteWise::new(sdk), args.rates());
+    let rates = (args.sitewise_rate, args.sitewise_describe_rate);
+    let plan =
+        sitewise_operator::preview::plan(&sitewise, &targets, &all, &cluster_id, rates).await?;
+    print!("{}", sitewise_operator::preview::render(&plan));
+    Ok(())
 }
 
 /// Waits until the API server answers, for at most `timeout`.

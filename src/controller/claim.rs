@@ -133,6 +133,22 @@ pub fn holder_gone<S>(ctx: &Context<S>, tags: &BTreeMap<String, String>) -> bool
         .is_none_or(|live| live.metadata.uid.as_deref() != Some(uid))
 }
 
+/// The default cluster identity: the kube-system namespace's UID, which lives as long as the
+/// cluster does.
+pub async fn cluster_id_from_kube_system(client: &kube::Client) -> anyhow::Result<String> {
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(client.clone());
+    let ns = namespaces.get("kube-system").await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the kube-system namespace for the cluster ID ({e}); grant `get` on it \
+             (deploy/rbac.yaml) or set --cluster-id"
+        )
+    })?;
+    ns.metadata
+        .uid
+        .ok_or_else(|| anyhow::anyhow!("the kube-system namespace has no UID; set --cluster-id"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ mod cases;
 mod hardening;
 mod harness;
 mod ownership;
+mod plan;
 mod protection;
 mod shipping;
 
@@ -61,6 +62,7 @@ fn main() {
         case!(shipping::gitops_health_verdicts),
         case!(protection::deletion_protection_is_enforced_by_the_api_server),
         case!(protection::block_holds_a_site_until_its_children_are_gone),
+        case!(plan::plan_shows_what_a_deletion_would_do),
     ];
     let selected = cases
         .iter()

@@ -1,0 +1,118 @@
+//! `sitewise-operator plan` (also `kubectl sitewise plan`): what a deletion would do, read from
+//! the real API server and the emulator, with nothing changed.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use sitewise_emulator::ops::Op;
+
+use crate::harness::*;
+
+fn mutations(emu: &sitewise_emulator::Emulator) -> usize {
+    emu.store()
+        .journal()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.operation,
+                Op::DisassociateAssets | Op::DeleteAsset | Op::TagResource | Op::UntagResource
+            )
+        })
+        .count()
+}
+
+pub async fn plan_shows_what_a_deletion_would_do(env: &Env) -> anyhow::Result<()> {
+    let ns = env.namespace("e2e-plan").await?;
+    let (emu, seeded) = emulator(quiet(), &plant_seed(1, 2, 1)).await?;
+    let operator = Operator::start(env, &ns, &emu.endpoint(), "plan")?;
+    let manifest = format!(
+        "apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: area-0, namespace: {ns}}}\n\
+         spec: {{assetId: externalId:area-0}}\n---\n\
+         apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: line-0-0, namespace: {ns}}}\n\
+         spec: {{assetId: externalId:line-0-0, childPolicy: Block}}\n---\n\
+         apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: line-0-1, namespace: {ns}}}\n\
+         spec: {{assetId: externalId:line-0-1, deletionPolicy: Retain}}\n"
+    );
+    kubectl_output(
+        &env.plane.kubeconfig,
+        &["apply", "-f", "-"],
+        Some(&manifest),
+    )?;
+    let api = env.assets(&ns);
+    wait_all_ready(&api, 3, Duration::from_secs(60)).await?;
+    drop(operator);
+    let before = mutations(&emu);
+
+    let run = |args: &[&str]| -> anyhow::Result<String> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
+            .arg("plan")
+            .args(args)
+            .args([
+                "-n",
+                &ns,
+                "--sitewise-endpoint",
+                &emu.endpoint(),
+                "--region",
+                "us-east-1",
+            ])
+            .env("KUBECONFIG", &env.plane.kubeconfig)
+            .env("AWS_ACCESS_KEY_ID", "emulator")
+            .env("AWS_SECRET_ACCESS_KEY", "emulator")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "plan failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let whole = run(&[])?;
+    eprintln!("{whole}");
+    let section = |name: &str| -> anyhow::Result<String> {
+        let start = whole
+            .find(&format!("{ns}/{name} "))
+            .with_context(|| format!("no {name} in the plan"))?;
+        let rest = &whole[start..];
+        Ok(rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string())
+    };
+    let machine = seeded.assets.get("machine-0-0-0").context("seeded")?;
+    let line = section("line-0-0")?;
+    ensure!(
+        line.contains("BLOCKED") && line.contains(machine.as_str()),
+        "{line}"
+    );
+    ensure!(section("line-0-1")?.contains("RETAINED"));
+    // The area waits for line-0-0, which detaches itself but is blocked: the plan says so.
+    let area = section("area-0")?;
+    ensure!(
+        area.contains("would not finish") && area.contains("waits for 1 child asset(s)"),
+        "{area}"
+    );
+    ensure!(area.contains("DetachedFromParent"), "{area}");
+    ensure!(whole.contains("SiteWise calls:") && whole.contains("DisassociateAssets"));
+
+    // Only the retained line: the plan follows the selection.
+    let single = run(&["line-0-1"])?;
+    ensure!(single.contains("Deleting 1 SiteWiseAsset(s)") && single.contains("RETAINED"));
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
+        .args([
+            "plan",
+            "-n",
+            &ns,
+            "nothing-here",
+            "--sitewise-endpoint",
+            &emu.endpoint(),
+        ])
+        .env("KUBECONFIG", &env.plane.kubeconfig)
+        .output()?;
+    ensure!(!missing.status.success());
+    ensure!(String::from_utf8_lossy(&missing.stderr).contains("nothing-here not found"));
+
+    // Read-only: SiteWise and the resources are as they were.
+    ensure!(mutations(&emu) == before, "the plan changed SiteWise");
+    for obj in api.list(&Default::default()).await? {
+        ensure!(obj.metadata.deletion_timestamp.is_none());
+    }
+    Ok(())
+}
