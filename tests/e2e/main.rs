@@ -63,6 +63,7 @@ fn main() {
         case!(protection::deletion_protection_is_enforced_by_the_api_server),
         case!(protection::block_holds_a_site_until_its_children_are_gone),
         case!(plan::plan_shows_what_a_deletion_would_do),
+        case!(plan::plan_matches_the_deletion_that_follows),
     ];
     let selected = cases
         .iter()

@@ -116,3 +116,109 @@ pub async fn plan_shows_what_a_deletion_would_do(env: &Env) -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// `N` in "`operation` N" of the plan's call line.
+fn planned_calls(plan: &str, operation: &str) -> usize {
+    plan.lines()
+        .find_map(|l| l.strip_prefix("SiteWise calls: "))
+        .and_then(|calls| {
+            calls.split(", ").find_map(|c| {
+                c.strip_prefix(operation)
+                    .and_then(|n| n.trim().parse().ok())
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// The asset IDs the plan says are deleted.
+fn planned_deletions(plan: &str) -> std::collections::BTreeSet<String> {
+    let mut deleted = std::collections::BTreeSet::new();
+    let mut asset = None;
+    for line in plan.lines() {
+        if let Some((_, rest)) = line.split_once("  asset ") {
+            asset = rest.split_whitespace().next().map(str::to_string);
+        }
+        if line.trim_start().starts_with("=> DELETED")
+            && let Some(id) = asset.take()
+        {
+            deleted.insert(id);
+        }
+    }
+    deleted
+}
+
+/// The plan of a prune matches the prune that follows: the same assets deleted, as many links
+/// removed, as many DeleteAsset calls.
+pub async fn plan_matches_the_deletion_that_follows(env: &Env) -> anyhow::Result<()> {
+    let ns = env.namespace("e2e-plan-prune").await?;
+    let (emu, seeded) = emulator(quiet(), &plant_seed(1, 2, 2)).await?;
+    let operator = Operator::start(env, &ns, &emu.endpoint(), "plan-prune")?;
+    let names: Vec<String> = seeded
+        .assets
+        .keys()
+        .filter(|n| *n != "site")
+        .cloned()
+        .collect();
+    let api = env.assets(&ns);
+    create_all(&api, &names, "Delete").await?;
+    wait_all_ready(&api, names.len(), Duration::from_secs(60)).await?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
+        .args([
+            "plan",
+            "-n",
+            &ns,
+            "--sitewise-endpoint",
+            &emu.endpoint(),
+            "--region",
+            "us-east-1",
+        ])
+        .env("KUBECONFIG", &env.plane.kubeconfig)
+        .env("AWS_ACCESS_KEY_ID", "emulator")
+        .env("AWS_SECRET_ACCESS_KEY", "emulator")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    let planned = planned_deletions(&plan);
+    ensure!(planned.len() == names.len(), "{plan}");
+
+    kubectl(
+        &env.plane.kubeconfig,
+        &[
+            "delete",
+            "sitewiseassets",
+            "--all",
+            "-n",
+            &ns,
+            "--wait=false",
+        ],
+    )?;
+    wait_all_gone(&api, Duration::from_secs(90)).await?;
+    drop(operator);
+    let effective = |op: Op| {
+        emu.store()
+            .journal()
+            .iter()
+            .filter(|e| e.operation == op && e.status < 300 && !e.replay)
+            .filter_map(|e| e.resolved_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let deleted: std::collections::BTreeSet<String> =
+        effective(Op::DeleteAsset).into_iter().collect();
+    ensure!(
+        deleted == planned,
+        "planned {planned:?}, deleted {deleted:?}"
+    );
+    let links_removed = effective(Op::DisassociateAssets).len();
+    ensure!(
+        planned_calls(&plan, "DisassociateAssets") == links_removed
+            && planned_calls(&plan, "DeleteAsset") == deleted.len(),
+        "plan: {plan}\nremoved {links_removed} links, deleted {} assets",
+        deleted.len()
+    );
+    Ok(())
+}
