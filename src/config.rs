@@ -33,6 +33,9 @@ pub enum Command {
     /// Show what deleting resources would do, without doing it (read-only). Also usable as a
     /// kubectl plugin: link this binary as `kubectl-sitewise` and run `kubectl sitewise plan`.
     Plan(Box<PlanArgs>),
+    /// Show the SiteWise hierarchy under the selected resources' assets, beside the resources
+    /// that own each asset (read-only; `kubectl sitewise tree` as a plugin).
+    Tree(Box<PlanArgs>),
 }
 
 #[derive(Debug, Args)]

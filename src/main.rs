@@ -23,7 +23,8 @@ async fn main() {
     let result = match cli.command {
         Command::Crd => sitewise_operator::crd_yaml().map(|yaml| print!("{yaml}")),
         Command::Run(args) => run(*args).await,
-        Command::Plan(args) => plan(*args).await,
+        Command::Plan(args) => plan(*args, false).await,
+        Command::Tree(args) => plan(*args, true).await,
     };
     // One line that names the cause, whatever failed; the exit code says it failed.
     if let Err(e) = result {
@@ -139,9 +140,9 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
     Ok(kube::Client::try_from(config)?)
 }
 
-/// `plan`: reads the selected resources, every resource (owners of children) and SiteWise,
-/// and prints what their deletion would do.
-async fn plan(args: PlanArgs) -> anyhow::Result<()> {
+/// `plan` (`tree`): reads the selected resources, every resource (owners of children) and
+/// SiteWise, and prints what their deletion would do (the hierarchy beside the resources).
+async fn plan(args: PlanArgs, tree: bool) -> anyhow::Result<()> {
     use kube::api::{Api, ListParams};
     use sitewise_operator::crd::SiteWiseAsset;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
@@ -175,12 +176,17 @@ async fn plan(args: PlanArgs) -> anyhow::Result<()> {
         .list(&ListParams::default())
         .await?
         .items;
+    let sdk = sdk_client(&args.sdk_settings()).await;
+    let sitewise = RateLimited::new(AwsSiteWise::new(sdk), args.rates());
+    if tree {
+        let trees = sitewise_operator::preview::tree(&sitewise, &targets, &all, 10).await?;
+        print!("{}", sitewise_operator::preview::render_tree(&trees));
+        return Ok(());
+    }
     let cluster_id = match &args.cluster_id {
         Some(id) => id.clone(),
         None => claim::cluster_id_from_kube_system(&client).await?,
     };
-    let sdk = sdk_client(&args.sdk_settings()).await;
-    let sitewise = RateLimited::new(AwsSiteWise::new(sdk), args.rates());
     let rates = (args.sitewise_rate, args.sitewise_describe_rate);
     let plan =
         sitewise_operator::preview::plan(&sitewise, &targets, &all, &cluster_id, rates).await?;

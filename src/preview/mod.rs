@@ -1,4 +1,5 @@
-//! `plan`: what deleting some resources would do, without doing it.
+//! `plan`: what deleting some resources would do, without doing it; and `tree`, the SiteWise
+//! hierarchy beside the resources.
 //!
 //! The plan reads the cluster and SiteWise (DescribeAsset, ListTagsForResource and
 //! ListAssociatedAssets only), copies the assets involved (each asset to delete, its parent
@@ -9,6 +10,7 @@
 //! description of them that could drift.
 
 mod render;
+mod tree;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,7 @@ use crate::sitewise::fake::FakeSiteWise;
 use crate::sitewise::{AssetDescription, ErrorKind, SiteWise};
 
 pub use render::render;
+pub use tree::{Node, render_tree, tree};
 
 /// Reconciles per resource before a deletion that has not finished counts as stuck.
 const MAX_PASSES: usize = 200;

@@ -92,6 +92,51 @@ pub async fn plan_shows_what_a_deletion_would_do(env: &Env) -> anyhow::Result<()
     ensure!(area.contains("DetachedFromParent"), "{area}");
     ensure!(whole.contains("SiteWise calls:") && whole.contains("DisassociateAssets"));
 
+    // The tree: the hierarchy under the area, each asset beside its resource.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
+        .args([
+            "tree",
+            "-n",
+            &ns,
+            "--sitewise-endpoint",
+            &emu.endpoint(),
+            "--region",
+            "us-east-1",
+        ])
+        .env("KUBECONFIG", &env.plane.kubeconfig)
+        .env("AWS_ACCESS_KEY_ID", "emulator")
+        .env("AWS_SECRET_ACCESS_KEY", "emulator")
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{tree}");
+    let lines: Vec<&str> = tree.lines().collect();
+    ensure!(
+        lines.first().is_some_and(
+            |l| l.starts_with("\"area-0\"") && l.ends_with(&format!("<- {ns}/area-0 (Ready)"))
+        ),
+        "{tree}"
+    );
+    ensure!(
+        lines.iter().any(|l| l.contains("[Lines] \"line-0-0\"")
+            && l.ends_with(&format!("<- {ns}/line-0-0 (Ready)"))),
+        "{tree}"
+    );
+    ensure!(
+        lines
+            .iter()
+            .any(|l| l.contains("[Machines] \"machine-0-0-0\"") && l.ends_with("<- no resource")),
+        "{tree}"
+    );
+    ensure!(
+        lines.iter().filter(|l| l.contains('"')).count() == 5,
+        "one tree of five assets: {tree}"
+    );
+
     // Only the retained line: the plan follows the selection.
     let single = run(&["line-0-1"])?;
     ensure!(single.contains("Deleting 1 SiteWiseAsset(s)") && single.contains("RETAINED"));
