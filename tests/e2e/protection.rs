@@ -135,6 +135,21 @@ pub async fn block_holds_a_site_until_its_children_are_gone(env: &Env) -> anyhow
     let api = env.assets(&ns);
     wait_all_ready(&api, 3, Duration::from_secs(60)).await?;
 
+    // A policy that does not exist is refused by the schema, naming the ones that do.
+    let bad = format!(
+        "apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: bad, namespace: {ns}}}\n\
+         spec: {{assetId: externalId:area-0, childPolicy: Explode}}\n"
+    );
+    let refused = kubectl_output(&env.plane.kubeconfig, &["apply", "-f", "-"], Some(&bad))?;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    ensure!(
+        !refused.status.success()
+            && stderr.contains("Unsupported value: \"Explode\"")
+            && stderr.contains("\"Detach\"")
+            && stderr.contains("\"Block\""),
+        "{stderr}"
+    );
+
     api.delete("site", &Default::default()).await?;
     let blocked_by = eventually(
         "the site's deletion is blocked",
