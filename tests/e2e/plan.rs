@@ -21,6 +21,46 @@ fn mutations(emu: &sitewise_emulator::Emulator) -> usize {
         .count()
 }
 
+/// `sitewise-operator <command> <args> -n <namespace>` against the emulator, as a person with
+/// the admin kubeconfig runs it.
+fn cli(
+    env: &Env,
+    emu: &sitewise_emulator::Emulator,
+    namespace: &str,
+    command: &str,
+    args: &[&str],
+) -> anyhow::Result<std::process::Output> {
+    Ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
+            .arg(command)
+            .args(args)
+            .args(["-n", namespace, "--sitewise-endpoint", &emu.endpoint()])
+            .args(["--region", "us-east-1"])
+            .env("KUBECONFIG", &env.plane.kubeconfig)
+            .env("AWS_ACCESS_KEY_ID", "emulator")
+            .env("AWS_SECRET_ACCESS_KEY", "emulator")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()?,
+    )
+}
+
+/// The standard output of a `cli` call that must succeed.
+fn cli_ok(
+    env: &Env,
+    emu: &sitewise_emulator::Emulator,
+    namespace: &str,
+    command: &str,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let out = cli(env, emu, namespace, command, args)?;
+    ensure!(
+        out.status.success(),
+        "{command} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 pub async fn plan_shows_what_a_deletion_would_do(env: &Env) -> anyhow::Result<()> {
     let ns = env.namespace("e2e-plan").await?;
     let (emu, seeded) = emulator(quiet(), &plant_seed(1, 2, 1)).await?;
@@ -43,30 +83,7 @@ pub async fn plan_shows_what_a_deletion_would_do(env: &Env) -> anyhow::Result<()
     drop(operator);
     let before = mutations(&emu);
 
-    let run = |args: &[&str]| -> anyhow::Result<String> {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
-            .arg("plan")
-            .args(args)
-            .args([
-                "-n",
-                &ns,
-                "--sitewise-endpoint",
-                &emu.endpoint(),
-                "--region",
-                "us-east-1",
-            ])
-            .env("KUBECONFIG", &env.plane.kubeconfig)
-            .env("AWS_ACCESS_KEY_ID", "emulator")
-            .env("AWS_SECRET_ACCESS_KEY", "emulator")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "plan failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let run = |args: &[&str]| cli_ok(env, &emu, &ns, "plan", args);
     let whole = run(&[])?;
     eprintln!("{whole}");
     let section = |name: &str| -> anyhow::Result<String> {
@@ -93,26 +110,7 @@ pub async fn plan_shows_what_a_deletion_would_do(env: &Env) -> anyhow::Result<()
     ensure!(whole.contains("SiteWise calls:") && whole.contains("DisassociateAssets"));
 
     // The tree: the hierarchy under the area, each asset beside its resource.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
-        .args([
-            "tree",
-            "-n",
-            &ns,
-            "--sitewise-endpoint",
-            &emu.endpoint(),
-            "--region",
-            "us-east-1",
-        ])
-        .env("KUBECONFIG", &env.plane.kubeconfig)
-        .env("AWS_ACCESS_KEY_ID", "emulator")
-        .env("AWS_SECRET_ACCESS_KEY", "emulator")
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = String::from_utf8_lossy(&out.stdout).into_owned();
+    let tree = cli_ok(env, &emu, &ns, "tree", &[])?;
     eprintln!("{tree}");
     let lines: Vec<&str> = tree.lines().collect();
     ensure!(
@@ -140,17 +138,7 @@ pub async fn plan_shows_what_a_deletion_would_do(env: &Env) -> anyhow::Result<()
     // Only the retained line: the plan follows the selection.
     let single = run(&["line-0-1"])?;
     ensure!(single.contains("Deleting 1 SiteWiseAsset(s)") && single.contains("RETAINED"));
-    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
-        .args([
-            "plan",
-            "-n",
-            &ns,
-            "nothing-here",
-            "--sitewise-endpoint",
-            &emu.endpoint(),
-        ])
-        .env("KUBECONFIG", &env.plane.kubeconfig)
-        .output()?;
+    let missing = cli(env, &emu, &ns, "plan", &["nothing-here"])?;
     ensure!(!missing.status.success());
     ensure!(String::from_utf8_lossy(&missing.stderr).contains("nothing-here not found"));
 
@@ -207,27 +195,7 @@ pub async fn plan_matches_the_deletion_that_follows(env: &Env) -> anyhow::Result
     let api = env.assets(&ns);
     create_all(&api, &names, "Delete").await?;
     wait_all_ready(&api, names.len(), Duration::from_secs(60)).await?;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sitewise-operator"))
-        .args([
-            "plan",
-            "-n",
-            &ns,
-            "--sitewise-endpoint",
-            &emu.endpoint(),
-            "--region",
-            "us-east-1",
-        ])
-        .env("KUBECONFIG", &env.plane.kubeconfig)
-        .env("AWS_ACCESS_KEY_ID", "emulator")
-        .env("AWS_SECRET_ACCESS_KEY", "emulator")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    let plan = cli_ok(env, &emu, &ns, "plan", &[])?;
     let planned = planned_deletions(&plan);
     ensure!(planned.len() == names.len(), "{plan}");
 
