@@ -189,7 +189,8 @@ pub struct SiteWiseAssetSpec {
     /// What a deletion (policy `Delete`) does about child assets still linked under this
     /// asset. `Detach` (default) disassociates them and leaves them in SiteWise; `Block` does not
     /// start the deletion while any is linked, and lists them in `status.deletion.blockedBy`
-    /// (children whose own resources are being deleted do not block: they detach themselves).
+    /// (children whose own resources are being deleted do not block: they detach themselves);
+    /// `Cascade` deletes the descendants no resource manages and detaches the others.
     #[serde(default)]
     pub child_policy: ChildPolicy,
 }
@@ -340,6 +341,9 @@ pub enum ChildPolicy {
     /// Do not start while any child is linked; for sites and areas that must not be cut loose
     /// by accident.
     Block,
+    /// Delete the descendants that no resource manages, depth first; descendants with a
+    /// resource of their own (or claimed by another) are detached and left to their owner.
+    Cascade,
 }
 
 /// What the operator does to the SiteWise asset when the resource is deleted.

@@ -144,6 +144,10 @@ pub struct DeletionProgress {
     /// The linked children that keep a `childPolicy: Block` deletion from starting.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocked_by: Vec<String>,
+    /// Descendants (`childPolicy: Cascade`) this deletion detached to delete them, until
+    /// SiteWise reports them gone; written before each is detached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cascade: Vec<String>,
     /// When the deletion started (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,

@@ -3,7 +3,8 @@
 //!
 //! The plan reads the cluster and SiteWise (DescribeAsset, ListTagsForResource and
 //! ListAssociatedAssets only), copies the assets involved (each asset to delete, its parent
-//! and its children, with their tags and links) into the in-memory SiteWise, marks the
+//! and its children, or its whole subtree with `childPolicy: Cascade`, with their tags and
+//! links) into the in-memory SiteWise, marks the
 //! resources as deleted in an in-memory cache of every resource, and runs the operator's own
 //! deletion flow against that copy until each resource is released, blocked or stuck. What the
 //! plan prints is what that flow did: the same decisions the operator will make, not a second
@@ -20,9 +21,10 @@ use kube::ResourceExt;
 
 use crate::controller::claim::MemoryResources;
 use crate::controller::cleanup::{cleanup, read_links};
+use crate::controller::plan::ChildLink;
 use crate::controller::status::{Events, RecordedEvent, StatusWriter};
 use crate::controller::{Context, Settings, settle};
-use crate::crd::{DeletionPhase, SiteWiseAsset};
+use crate::crd::{ChildPolicy, DeletionPhase, SiteWiseAsset};
 use crate::error::ErrorClass;
 use crate::metrics::Metrics;
 #[cfg(test)]
@@ -127,9 +129,21 @@ pub async fn plan<S: SiteWise>(
         let recorded = obj.status.as_ref().and_then(|s| s.parent_link.clone());
         if let Some(asset) = load(sitewise, &copy, &mut loaded, &id).await? {
             let links = read_links(sitewise, &asset, recorded.as_ref()).await?;
-            for child in &links.children {
-                load(sitewise, &copy, &mut loaded, &child.child_id).await?;
-                link(&asset.id, &child.hierarchy_id, &child.child_id);
+            // Cascade deletes below the children too: the whole subtree is copied.
+            let cascade = obj.spec.child_policy == ChildPolicy::Cascade;
+            let mut below: Vec<(String, ChildLink)> = links
+                .children
+                .iter()
+                .map(|c| (asset.id.clone(), c.clone()))
+                .collect();
+            while let Some((parent, child)) = below.pop() {
+                let copied = load(sitewise, &copy, &mut loaded, &child.child_id).await?;
+                link(&parent, &child.hierarchy_id, &child.child_id);
+                if let Some(copied) = copied.filter(|_| cascade) {
+                    for grandchild in read_links(sitewise, &copied, None).await?.children {
+                        below.push((copied.id.clone(), grandchild));
+                    }
+                }
             }
             if let Some(crate::controller::plan::ParentLink::Linked {
                 parent_id,

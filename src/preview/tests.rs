@@ -125,3 +125,23 @@ async fn blocked_and_retained_resources_are_shown_as_such() {
     let text = render(&plan);
     assert!(text.contains("AssetRetained:"), "{text}");
 }
+
+#[tokio::test]
+async fn a_cascade_plan_copies_and_deletes_the_whole_subtree() {
+    let sw = sitewise();
+    let site = resource(
+        "site",
+        "s-uid",
+        SITE,
+        DeletionPolicy::Delete,
+        ChildPolicy::Cascade,
+    );
+    let targets = [site];
+    let plan = plan(&sw, &targets, &targets, "cluster", (30, 100))
+        .await
+        .expect("plan");
+    assert_eq!(plan.resources[0].outcome, Outcome::Deleted);
+    // The site, the area under it and the spare asset under the area.
+    assert_eq!(plan.calls.get("DeleteAsset"), Some(&3));
+    assert!(sw.exists(SPARE) && sw.exists(AREA) && sw.exists(SITE));
+}

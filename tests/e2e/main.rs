@@ -62,6 +62,7 @@ fn main() {
         case!(shipping::gitops_health_verdicts),
         case!(protection::deletion_protection_is_enforced_by_the_api_server),
         case!(protection::block_holds_a_site_until_its_children_are_gone),
+        case!(protection::cascade_deletes_the_unmanaged_subtree),
         case!(plan::plan_shows_what_a_deletion_would_do),
         case!(plan::plan_matches_the_deletion_that_follows),
     ];

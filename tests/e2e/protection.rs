@@ -203,3 +203,71 @@ pub async fn block_holds_a_site_until_its_children_are_gone(env: &Env) -> anyhow
     );
     Ok(())
 }
+
+/// `childPolicy: Cascade` deletes an unmanaged subtree three levels deep, one DeleteAsset per
+/// asset, and leaves in place a descendant that has a resource of its own (Retain).
+pub async fn cascade_deletes_the_unmanaged_subtree(env: &Env) -> anyhow::Result<()> {
+    let ns = env.namespace("e2e-cascade").await?;
+    let (emu, seeded) = emulator(quiet(), &plant_seed(2, 2, 2)).await?;
+    let _operator = Operator::start(env, &ns, &emu.endpoint(), "cascade")?;
+    let manifest = format!(
+        "apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: site, namespace: {ns}}}\n\
+         spec: {{assetId: externalId:site, deletionPolicy: Delete, childPolicy: Cascade}}\n---\n\
+         apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: kept, namespace: {ns}}}\n\
+         spec: {{assetId: externalId:machine-0-0-0, deletionPolicy: Retain}}\n"
+    );
+    kubectl_output(
+        &env.plane.kubeconfig,
+        &["apply", "-f", "-"],
+        Some(&manifest),
+    )?;
+    let api = env.assets(&ns);
+    wait_all_ready(&api, 2, Duration::from_secs(60)).await?;
+
+    api.delete("site", &Default::default()).await?;
+    eventually("the site is deleted", Duration::from_secs(90), || async {
+        api.get_opt("site")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await?;
+    let kept = seeded.assets.get("machine-0-0-0").context("seeded")?;
+    let state = emu.store().snapshot();
+    let remaining: Vec<String> = state["assets"]
+        .as_array()
+        .context("assets")?
+        .iter()
+        .filter_map(|a| a["id"].as_str().map(str::to_string))
+        .collect();
+    ensure!(
+        remaining == vec![kept.clone()],
+        "left in SiteWise: {remaining:?}"
+    );
+    ensure!(
+        state["associations"].as_array().is_some_and(Vec::is_empty),
+        "the kept machine is detached"
+    );
+    for (name, id) in &seeded.assets {
+        let deletes = emu
+            .store()
+            .journal()
+            .iter()
+            .filter(|e| e.operation == Op::DeleteAsset && e.status < 300 && !e.replay)
+            .filter(|e| e.resolved_id.as_deref() == Some(id.as_str()))
+            .count();
+        let expected = usize::from(id != kept);
+        ensure!(deletes == expected, "{name}: {deletes} DeleteAsset");
+    }
+    let kept_resource = api.get("kept").await?;
+    ensure!(
+        kept_resource.status.is_some_and(|s| s
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")),
+        "the kept machine's resource is untouched"
+    );
+    Ok(())
+}

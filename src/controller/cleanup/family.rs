@@ -49,7 +49,10 @@ pub enum ChildFate {
 }
 
 /// The resource that owns asset `child_id`, if the cache has one.
-fn owner_of<'a>(resources: &'a [Arc<SiteWiseAsset>], child_id: &str) -> Option<&'a SiteWiseAsset> {
+pub(super) fn owner_of<'a>(
+    resources: &'a [Arc<SiteWiseAsset>],
+    child_id: &str,
+) -> Option<&'a SiteWiseAsset> {
     resources
         .iter()
         .map(Arc::as_ref)

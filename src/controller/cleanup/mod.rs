@@ -9,6 +9,7 @@
 //! same calls, SiteWise recognises replays, and nothing is changed that this resource does not
 //! own. Other progress is written when the phase changes, not before every call.
 
+mod cascade;
 mod family;
 mod links;
 mod memory;
@@ -157,6 +158,16 @@ impl<S: SiteWise> Pass<'_, S> {
     async fn run(&mut self, policy: Policy, mut observation: Observation) -> Result<Action> {
         let (ctx, status, uid) = (self.ctx, self.status, self.uid);
         recall(ctx, uid, self.in_grace, &mut observation);
+        if policy.children == ChildPolicy::Cascade {
+            let pending = self.cascade().confirm_recorded().await?;
+            if pending > 0 {
+                return Err(Error::DeletionPending {
+                    asset_id: format!("{pending} descendant(s) of {}", self.reference),
+                    state: "DELETING".into(),
+                    poll_after: ctx.settings.poll_interval,
+                });
+            }
+        }
         for _ in 0..MAX_STEPS_PER_RECONCILE {
             let step = plan::next_step(policy, &observation);
             if !matches!(step, Step::DisassociateChild(_)) {
@@ -237,6 +248,16 @@ impl<S: SiteWise> Pass<'_, S> {
                         return self.yield_slot(&step, &observation).await;
                     }
                     let asset_id = asset_id_of(&observation);
+                    if policy.children == ChildPolicy::Cascade && cascade::takes(ctx, child) {
+                        progress(status, &step, &observation, None);
+                        if !self.cascade_child(&asset_id, child).await? {
+                            return self.yield_slot(&step, &observation).await;
+                        }
+                        observation.record(&step, None);
+                        remember(ctx, uid, &observation);
+                        self.disassociated += 1;
+                        continue;
+                    }
                     let link = (
                         asset_id.as_str(),
                         child.hierarchy_id.as_str(),
@@ -352,6 +373,42 @@ impl<S: SiteWise> Pass<'_, S> {
             children: u32::try_from(children.len()).unwrap_or(u32::MAX),
             poll_after: self.ctx.settings.poll_interval * BLOCKED_POLLS,
         })
+    }
+
+    fn cascade(&self) -> cascade::Cascade<'_, S> {
+        cascade::Cascade {
+            ctx: self.ctx,
+            status: self.status,
+            events: self.events,
+            uid: self.uid,
+            round: self.round(),
+            calls: 0,
+            deleted: 0,
+        }
+    }
+
+    /// Deletes the unmanaged subtree under `child` (`childPolicy: Cascade`); false when the
+    /// reconcile's budget ran out first.
+    async fn cascade_child(&mut self, asset_id: &str, child: &ChildLink) -> Result<bool> {
+        let mut cascade = self.cascade();
+        let outcome = cascade.subtree(asset_id, child).await?;
+        if cascade.deleted > 0 {
+            let left = self
+                .status
+                .snapshot()
+                .deletion
+                .map_or(0, |d| d.cascade.len());
+            self.events
+                .normal(
+                    "DescendantsDeleted",
+                    format!(
+                        "DeleteAsset accepted for {} descendant(s) under child {}; {left} awaiting SiteWise",
+                        cascade.deleted, child.child_id
+                    ),
+                )
+                .await;
+        }
+        Ok(matches!(outcome, cascade::Subtree::Done))
     }
 
     /// A parent with many children gives its slot to others after a batch: progress is

@@ -646,6 +646,7 @@ async fn a_replica_that_lost_its_lease_sends_no_mutation() {
     run.until_released(6).await;
 }
 mod block;
+mod cascade;
 mod ownership;
 mod prune;
 
