@@ -72,7 +72,7 @@ impl Default for Metrics {
         );
         registry.register(
             "leader",
-            "1 while this replica runs the controller (holds the Lease, or runs without leader election); 0 on standby",
+            "Whether this replica runs the controller: it holds the Lease, or runs without leader election (standby: 0)",
             leader.clone(),
         );
         Self {

@@ -303,24 +303,33 @@ async fn emulator_runs_as_a_pod(cluster: &Cluster, tag: &str) -> anyhow::Result<
         running.then_some(status.pod_ip).flatten()
     })
     .await?;
-    let health = eventually("the emulator answers", Duration::from_secs(30), || {
-        let url = format!("{ip}:4566");
-        async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut stream = tokio::net::TcpStream::connect(&url).await.ok()?;
-            let request = format!("GET /_emulator/health HTTP/1.0\r\nHost: {url}\r\n\r\n");
-            stream.write_all(request.as_bytes()).await.ok()?;
-            let mut response = String::new();
-            stream.read_to_string(&mut response).await.ok()?;
-            Some(response)
-        }
+    let addr = format!("{ip}:4566");
+    let (code, body) = eventually("the emulator answers", Duration::from_secs(30), || async {
+        http_get(&addr, "/_emulator/health").await.ok()
     })
     .await?;
-    ensure!(
-        health.starts_with("HTTP/1.1 200") || health.starts_with("HTTP/1.0 200"),
-        "{health}"
-    );
+    ensure!(code == 200, "emulator health: {code} {body}");
     Ok(())
+}
+
+/// `GET path` on `addr` (a pod's address and port): the status code and the body.
+async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no status line")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
 }
 
 async fn pods(cluster: &Cluster) -> anyhow::Result<Vec<Pod>> {
@@ -451,6 +460,25 @@ async fn chart_on_a_real_node() -> anyhow::Result<()> {
             "{image:?}"
         );
     }
+
+    // Both replicas are ready and serve /metrics on their pod address; exactly one leads.
+    let mut leading = 0;
+    for pod in &running {
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .context("pod IP")?;
+        let admin = format!("{ip}:8080");
+        let (code, body) = http_get(&admin, "/readyz").await?;
+        ensure!(code == 200, "{admin}/readyz: {code} {body}");
+        let (code, metrics) = http_get(&admin, "/metrics").await?;
+        ensure!(code == 200, "{admin}/metrics: {code}");
+        if metrics.lines().any(|l| l == "sitewise_operator_leader 1") {
+            leading += 1;
+        }
+    }
+    ensure!(leading == 1, "{leading} replicas say they lead");
 
     // Failover: the leader pod is deleted (SIGTERM); the standby takes the released Lease.
     let standbys: Vec<_> = running

@@ -72,7 +72,11 @@ pub async fn standby_is_ready_and_shutdown_releases_the_lease(env: &Env) -> anyh
         let (code, body) = admin_get(replica, "/readyz").await?;
         ensure!(code == 200, "/readyz answered {code}: {body}");
         let (code, metrics) = admin_get(replica, "/metrics").await?;
-        ensure!(code == 200 && metrics.contains(&format!("sitewise_operator_leader {leading}")));
+        let gauge = format!("sitewise_operator_leader {leading}");
+        ensure!(
+            code == 200 && metrics.lines().any(|l| l == gauge),
+            "{metrics}"
+        );
     }
 
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), "sitewise-system");
@@ -115,7 +119,7 @@ pub async fn standby_is_ready_and_shutdown_releases_the_lease(env: &Env) -> anyh
         signalled.elapsed().as_secs_f64()
     );
     let (_, metrics) = admin_get(&second, "/metrics").await?;
-    ensure!(metrics.contains("sitewise_operator_leader 1"));
+    ensure!(metrics.lines().any(|l| l == "sitewise_operator_leader 1"));
 
     // Stopped right after taking over (a rolling update stops standbys one after the other):
     // the Lease is released all the same.
