@@ -45,7 +45,7 @@ fn cli(
 }
 
 /// The standard output of a `cli` call that must succeed.
-fn cli_ok(
+pub fn cli_ok(
     env: &Env,
     emu: &sitewise_emulator::Emulator,
     namespace: &str,
@@ -151,7 +151,7 @@ pub async fn plan_shows_what_a_deletion_would_do(env: &Env) -> anyhow::Result<()
 }
 
 /// `N` in "`operation` N" of the plan's call line.
-fn planned_calls(plan: &str, operation: &str) -> usize {
+pub fn planned_calls(plan: &str, operation: &str) -> usize {
     plan.lines()
         .find_map(|l| l.strip_prefix("SiteWise calls: "))
         .and_then(|calls| {

@@ -224,6 +224,11 @@ pub async fn cascade_deletes_the_unmanaged_subtree(env: &Env) -> anyhow::Result<
     let api = env.assets(&ns);
     wait_all_ready(&api, 2, Duration::from_secs(60)).await?;
 
+    // The plan says beforehand how many assets go.
+    let plan = crate::plan::cli_ok(env, &emu, &ns, "plan", &["site"])?;
+    let planned = crate::plan::planned_calls(&plan, "DeleteAsset");
+    ensure!(planned == seeded.assets.len() - 1, "{plan}");
+
     api.delete("site", &Default::default()).await?;
     eventually("the site is deleted", Duration::from_secs(90), || async {
         api.get_opt("site")
