@@ -22,7 +22,7 @@ use sitewise_emulator::config::{Quotas, Settings};
 use sitewise_emulator::ops::Op;
 use sitewise_operator::crd::SiteWiseAsset;
 use sitewise_testcluster::node::{NODE_ADDRESS, Node, PodNetwork};
-use sitewise_testcluster::{ControlPlane, Options, eventually};
+use sitewise_testcluster::{ControlPlane, Options, eventually, http_get};
 
 const NAMESPACE: &str = "sitewise-system";
 const RELEASE: &str = "sitewise-operator";
@@ -310,26 +310,6 @@ async fn emulator_runs_as_a_pod(cluster: &Cluster, tag: &str) -> anyhow::Result<
     .await?;
     ensure!(code == 200, "emulator health: {code} {body}");
     Ok(())
-}
-
-/// `GET path` on `addr` (a pod's address and port): the status code and the body.
-async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no status line")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
 }
 
 async fn pods(cluster: &Cluster) -> anyhow::Result<Vec<Pod>> {

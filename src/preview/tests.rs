@@ -40,6 +40,13 @@ fn resource(
     obj
 }
 
+/// The plan of deleting `targets`, the only resources of the cluster.
+async fn plan_of(sw: &FakeSiteWise, targets: &[SiteWiseAsset]) -> Plan {
+    plan(sw, targets, targets, "cluster", (30, 100))
+        .await
+        .expect("plan")
+}
+
 /// A site with an area under it, and a spare asset (no resource) under the area.
 fn sitewise() -> FakeSiteWise {
     let sw = FakeSiteWise::new();
@@ -61,10 +68,7 @@ async fn the_plan_runs_the_deletion_on_a_copy_and_changes_nothing() {
         DeletionPolicy::Delete,
         ChildPolicy::Detach,
     );
-    let targets = [area];
-    let plan = plan(&sw, &targets, &targets, "cluster", (30, 100))
-        .await
-        .expect("plan");
+    let plan = plan_of(&sw, &[area]).await;
     let area_plan = &plan.resources[0];
     assert_eq!(area_plan.outcome, Outcome::Deleted);
     let reasons: Vec<&str> = area_plan.events.iter().map(|(r, _)| r.as_str()).collect();
@@ -108,10 +112,7 @@ async fn blocked_and_retained_resources_are_shown_as_such() {
         DeletionPolicy::Retain,
         ChildPolicy::Detach,
     );
-    let all = [area.clone(), site.clone()];
-    let plan = plan(&sw, &all, &all, "cluster", (30, 100))
-        .await
-        .expect("plan");
+    let plan = plan_of(&sw, &[area, site]).await;
     let outcome = |name: &str| {
         plan.resources
             .iter()
@@ -136,10 +137,7 @@ async fn a_cascade_plan_copies_and_deletes_the_whole_subtree() {
         DeletionPolicy::Delete,
         ChildPolicy::Cascade,
     );
-    let targets = [site];
-    let plan = plan(&sw, &targets, &targets, "cluster", (30, 100))
-        .await
-        .expect("plan");
+    let plan = plan_of(&sw, &[site]).await;
     assert_eq!(plan.resources[0].outcome, Outcome::Deleted);
     // The site, the area under it and the spare asset under the area.
     assert_eq!(plan.calls.get("DeleteAsset"), Some(&3));

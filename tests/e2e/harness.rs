@@ -430,6 +430,24 @@ pub async fn wait_all_ready(
     .await
 }
 
+/// Applies `manifest` with kubectl and waits until `count` resources of `namespace` are Ready.
+pub async fn apply_ready(
+    env: &Env,
+    namespace: &str,
+    manifest: &str,
+    count: usize,
+) -> anyhow::Result<Api<SiteWiseAsset>> {
+    let out = kubectl_output(&env.plane.kubeconfig, &["apply", "-f", "-"], Some(manifest))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let api = env.assets(namespace);
+    wait_all_ready(&api, count, Duration::from_secs(60)).await?;
+    Ok(api)
+}
+
 pub async fn wait_all_gone(api: &Api<SiteWiseAsset>, timeout: Duration) -> anyhow::Result<()> {
     // One object per poll: listing a thousand objects five times a second would load the API
     // server more than the operator does.

@@ -73,13 +73,7 @@ pub async fn plan_shows_what_a_deletion_would_do(env: &Env) -> anyhow::Result<()
          apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: line-0-1, namespace: {ns}}}\n\
          spec: {{assetId: externalId:line-0-1, deletionPolicy: Retain}}\n"
     );
-    kubectl_output(
-        &env.plane.kubeconfig,
-        &["apply", "-f", "-"],
-        Some(&manifest),
-    )?;
-    let api = env.assets(&ns);
-    wait_all_ready(&api, 3, Duration::from_secs(60)).await?;
+    let api = apply_ready(env, &ns, &manifest, 3).await?;
     drop(operator);
     let before = mutations(&emu);
 

@@ -40,13 +40,7 @@ pub async fn deletion_protection_is_enforced_by_the_api_server(env: &Env) -> any
          metadata: {{name: line-0-0, namespace: {ns}, annotations: {{sitewise.operator.dev/deletion-protection: \"true\"}}}}\n\
          spec: {{assetId: externalId:line-0-0, deletionPolicy: Delete}}\n"
     );
-    kubectl_output(
-        &env.plane.kubeconfig,
-        &["apply", "-f", "-"],
-        Some(&manifest),
-    )?;
-    let api = env.assets(&ns);
-    wait_all_ready(&api, 1, Duration::from_secs(60)).await?;
+    let api = apply_ready(env, &ns, &manifest, 1).await?;
 
     let delete = |dry_run: bool| {
         let mut args = vec!["delete", "sitewiseasset", "line-0-0", "-n", ns.as_str()];
@@ -127,13 +121,7 @@ pub async fn block_holds_a_site_until_its_children_are_gone(env: &Env) -> anyhow
          apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: area-1, namespace: {ns}}}\n\
          spec: {{assetId: externalId:area-1, deletionPolicy: Delete}}\n"
     );
-    kubectl_output(
-        &env.plane.kubeconfig,
-        &["apply", "-f", "-"],
-        Some(&manifest),
-    )?;
-    let api = env.assets(&ns);
-    wait_all_ready(&api, 3, Duration::from_secs(60)).await?;
+    let api = apply_ready(env, &ns, &manifest, 3).await?;
 
     // A policy that does not exist is refused by the schema, naming the ones that do.
     let bad = format!(
@@ -216,13 +204,7 @@ pub async fn cascade_deletes_the_unmanaged_subtree(env: &Env) -> anyhow::Result<
          apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: kept, namespace: {ns}}}\n\
          spec: {{assetId: externalId:machine-0-0-0, deletionPolicy: Retain}}\n"
     );
-    kubectl_output(
-        &env.plane.kubeconfig,
-        &["apply", "-f", "-"],
-        Some(&manifest),
-    )?;
-    let api = env.assets(&ns);
-    wait_all_ready(&api, 2, Duration::from_secs(60)).await?;
+    let api = apply_ready(env, &ns, &manifest, 2).await?;
 
     // The plan says beforehand how many assets go.
     let plan = crate::plan::cli_ok(env, &emu, &ns, "plan", &["site"])?;

@@ -10,9 +10,8 @@ use kube::api::Api;
 
 use crate::harness::*;
 
-/// `GET path` on the operator's admin server: the status code and the body.
+/// `GET path` on the operator's admin server (its address read from its log).
 async fn admin_get(operator: &Operator, path: &str) -> anyhow::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let log = operator.log_text();
     let addr = regex::Regex::new(r"admin server listening.*?addr=(127\.0\.0\.1:\d+)")?
         .captures(&log)
@@ -20,21 +19,7 @@ async fn admin_get(operator: &Operator, path: &str) -> anyhow::Result<(u16, Stri
         .context("no admin address in the operator's log")?
         .as_str()
         .to_string();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("no status line")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
+    sitewise_testcluster::http_get(&addr, path).await
 }
 
 pub async fn standby_is_ready_and_shutdown_releases_the_lease(env: &Env) -> anyhow::Result<()> {
