@@ -3,8 +3,8 @@
 //! aggregation controllers) on free loopback ports in a temporary directory.
 //!
 //! With [`Options::workloads`] the control plane also runs what pods need (the ServiceAccount
-//! admission plugin, the Deployment, ReplicaSet, node-lifecycle and root-CA publisher
-//! controllers, the `kubernetes` Service's endpoints), and [`node::Node`] adds a real node
+//! admission plugin, the Deployment, ReplicaSet, EndpointSlice, node-lifecycle and root-CA
+//! publisher controllers, the `kubernetes` Service's endpoints), and [`node::Node`] adds a real node
 //! (kubelet, containerd, CNI, kube-proxy, scheduler).
 //!
 //! Binaries come from `KUBEBUILDER_ASSETS` (the envtest convention) or, when unset, from
@@ -294,6 +294,7 @@ impl ControlPlane {
             controllers.extend([
                 "deployment-controller",
                 "replicaset-controller",
+                "endpointslice-controller",
                 "node-lifecycle-controller",
                 "root-ca-certificate-publisher-controller",
             ]);
