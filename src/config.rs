@@ -59,22 +59,8 @@ pub struct PlanArgs {
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// AWS region of the SiteWise assets; the standard AWS chain decides when unset.
-    #[arg(long, env = "AWS_REGION")]
-    pub region: Option<String>,
-
-    /// SiteWise endpoint override, e.g. http://127.0.0.1:4566 for the emulator.
-    #[arg(long, env = "SITEWISE_ENDPOINT", value_parser = parse_endpoint)]
-    pub sitewise_endpoint: Option<String>,
-
-    /// The account's asset-operation quota (requests per second), for the time estimate and
-    /// the plan's own reads.
-    #[arg(long, env = "SITEWISE_RATE", default_value_t = 30)]
-    pub sitewise_rate: u32,
-
-    /// The account's DescribeAsset quota (requests per second).
-    #[arg(long, env = "SITEWISE_DESCRIBE_RATE", default_value_t = 100)]
-    pub sitewise_describe_rate: u32,
+    #[command(flatten)]
+    pub sitewise: SiteWiseArgs,
 
     /// The cluster's ID in ownership claims, as the operator is configured (default: the
     /// kube-system namespace's UID).
@@ -85,12 +71,46 @@ pub struct PlanArgs {
 impl PlanArgs {
     pub fn sdk_settings(&self) -> SdkSettings {
         SdkSettings {
+            app_name: Some("sitewise-plan".into()),
+            ..self.sitewise.sdk_settings(3, Duration::from_secs(10))
+        }
+    }
+}
+
+/// Where the SiteWise assets are and the account's quotas: shared by `run` and the read-only
+/// commands.
+#[derive(Debug, Args)]
+pub struct SiteWiseArgs {
+    /// AWS region of the SiteWise assets; the standard AWS chain decides when unset.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// SiteWise endpoint override, e.g. http://127.0.0.1:4566 for the emulator.
+    #[arg(long, env = "SITEWISE_ENDPOINT", value_parser = parse_endpoint)]
+    pub sitewise_endpoint: Option<String>,
+
+    /// The account's SiteWise asset-operation quota in requests per second (published: 30;
+    /// adjustable per account). The operator starts at it, slows down when throttled (other
+    /// clients share the quota) and recovers; `plan` estimates its time with it. 0 switches
+    /// the client-side limit off.
+    #[arg(long, env = "SITEWISE_RATE", default_value_t = 30)]
+    pub sitewise_rate: u32,
+
+    /// The account's DescribeAsset quota in requests per second (published: 100), adapted
+    /// like the asset-operation rate. 0 switches it off.
+    #[arg(long, env = "SITEWISE_DESCRIBE_RATE", default_value_t = 100)]
+    pub sitewise_describe_rate: u32,
+}
+
+impl SiteWiseArgs {
+    pub fn sdk_settings(&self, sdk_max_attempts: u32, attempt_timeout: Duration) -> SdkSettings {
+        SdkSettings {
             region: self.region.clone(),
             endpoint: self.sitewise_endpoint.clone(),
-            sdk_max_attempts: 3,
-            attempt_timeout: Duration::from_secs(10),
+            sdk_max_attempts,
+            attempt_timeout,
             fence: None,
-            app_name: Some("sitewise-plan".into()),
+            app_name: None,
         }
     }
 
@@ -118,29 +138,13 @@ pub struct RunArgs {
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// AWS region of the SiteWise assets; the standard AWS chain decides when unset.
-    #[arg(long, env = "AWS_REGION")]
-    pub region: Option<String>,
-
-    /// SiteWise endpoint override, e.g. http://127.0.0.1:4566 for the emulator.
-    #[arg(long, env = "SITEWISE_ENDPOINT", value_parser = parse_endpoint)]
-    pub sitewise_endpoint: Option<String>,
+    #[command(flatten)]
+    pub sitewise: SiteWiseArgs,
 
     /// Attempts the AWS SDK makes per call before the operator's own backoff takes over.
     #[arg(long, env = "SITEWISE_SDK_MAX_ATTEMPTS", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=10))]
     pub sdk_max_attempts: u32,
-
-    /// The account's SiteWise asset-operation quota in requests per second (published: 30;
-    /// adjustable per account). The operator starts at it, slows down when throttled (other
-    /// clients share the quota) and recovers. 0 switches the client-side limit off.
-    #[arg(long, env = "SITEWISE_RATE", default_value_t = 30)]
-    pub sitewise_rate: u32,
-
-    /// The account's DescribeAsset quota in requests per second (published: 100), adapted
-    /// like the asset-operation rate. 0 switches it off.
-    #[arg(long, env = "SITEWISE_DESCRIBE_RATE", default_value_t = 100)]
-    pub sitewise_describe_rate: u32,
 
     /// Time limit of one SiteWise HTTP attempt.
     #[arg(long, env = "SITEWISE_CALL_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
@@ -234,14 +238,8 @@ pub fn parse_cluster_id(s: &str) -> Result<String, String> {
 
 impl RunArgs {
     pub fn sdk_settings(&self) -> SdkSettings {
-        SdkSettings {
-            region: self.region.clone(),
-            endpoint: self.sitewise_endpoint.clone(),
-            sdk_max_attempts: self.sdk_max_attempts,
-            attempt_timeout: self.call_timeout,
-            fence: None,
-            app_name: None,
-        }
+        self.sitewise
+            .sdk_settings(self.sdk_max_attempts, self.call_timeout)
     }
 
     /// `--concurrency`, or the count derived from the asset-operation rate.
@@ -249,16 +247,13 @@ impl RunArgs {
         if self.concurrency > 0 {
             return self.concurrency;
         }
-        u16::try_from(self.sitewise_rate.div_ceil(2))
+        u16::try_from(self.sitewise.sitewise_rate.div_ceil(2))
             .unwrap_or(u16::MAX)
             .clamp(16, 256)
     }
 
     pub fn rates(&self) -> Rates {
-        Rates {
-            asset_operations: NonZeroU32::new(self.sitewise_rate),
-            describe_asset: NonZeroU32::new(self.sitewise_describe_rate),
-        }
+        self.sitewise.rates()
     }
 
     pub fn controller_settings(&self) -> Settings {

@@ -177,7 +177,7 @@ async fn plan(args: PlanArgs, tree: bool) -> anyhow::Result<()> {
         .await?
         .items;
     let sdk = sdk_client(&args.sdk_settings()).await;
-    let sitewise = RateLimited::new(AwsSiteWise::new(sdk), args.rates());
+    let sitewise = RateLimited::new(AwsSiteWise::new(sdk), args.sitewise.rates());
     if tree {
         let trees = sitewise_operator::preview::tree(&sitewise, &targets, &all, 10).await?;
         print!("{}", sitewise_operator::preview::render_tree(&trees));
@@ -187,7 +187,10 @@ async fn plan(args: PlanArgs, tree: bool) -> anyhow::Result<()> {
         Some(id) => id.clone(),
         None => claim::cluster_id_from_kube_system(&client).await?,
     };
-    let rates = (args.sitewise_rate, args.sitewise_describe_rate);
+    let rates = (
+        args.sitewise.sitewise_rate,
+        args.sitewise.sitewise_describe_rate,
+    );
     let plan =
         sitewise_operator::preview::plan(&sitewise, &targets, &all, &cluster_id, rates).await?;
     print!("{}", sitewise_operator::preview::render(&plan));
