@@ -293,6 +293,23 @@ pub enum Mode<'a> {
 }
 
 impl SiteWiseAsset {
+    /// Whether this resource holds its asset (created or adopted it), rather than only
+    /// observing one another resource claims.
+    pub fn holds_its_asset(&self) -> bool {
+        self.status
+            .as_ref()
+            .is_some_and(|s| matches!(s.ownership, Some(Ownership::Created | Ownership::Adopted)))
+    }
+
+    /// Whether this resource holds asset `asset_id`.
+    pub fn holds(&self, asset_id: &str) -> bool {
+        self.holds_its_asset()
+            && self
+                .status
+                .as_ref()
+                .is_some_and(|s| s.asset_id.as_deref() == Some(asset_id))
+    }
+
     /// The resource's UID (assigned by the API server; every object the operator sees has one).
     pub fn require_uid(&self) -> crate::Result<&str> {
         self.metadata

@@ -9,7 +9,7 @@ use std::pin::Pin;
 
 use kube::ResourceExt;
 
-use crate::crd::{Ownership, SiteWiseAsset};
+use crate::crd::SiteWiseAsset;
 use crate::sitewise::{Direction, ErrorKind, SiteWise};
 
 /// One asset of the hierarchy.
@@ -103,12 +103,7 @@ fn subtree<'a, S: SiteWise>(
 
 /// The resource that owns `asset_id` and its state, for people.
 fn owner(all: &[SiteWiseAsset], asset_id: &str) -> Option<String> {
-    let obj = all.iter().find(|o| {
-        o.status.as_ref().is_some_and(|s| {
-            s.asset_id.as_deref() == Some(asset_id)
-                && matches!(s.ownership, Some(Ownership::Created | Ownership::Adopted))
-        })
-    })?;
+    let obj = all.iter().find(|o| o.holds(asset_id))?;
     let status = obj.status.as_ref()?;
     let state = match (&status.deletion, obj.metadata.deletion_timestamp.is_some()) {
         (Some(deletion), true) => format!("deleting: {:?}", deletion.phase),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::super::plan::{ChildLink, Links};
-use crate::crd::{DeletionPhase, DeletionPolicy, Ownership, SiteWiseAsset};
+use crate::crd::{DeletionPhase, DeletionPolicy, SiteWiseAsset};
 
 /// How long a parent waits for children that should detach themselves before it removes the
 /// links itself (a child stuck on an error must not hold its parent for ever).
@@ -56,19 +56,7 @@ pub(super) fn owner_of<'a>(
     resources
         .iter()
         .map(Arc::as_ref)
-        .filter(|r| {
-            r.status
-                .as_ref()
-                .is_some_and(|s| s.asset_id.as_deref() == Some(child_id))
-        })
-        .find(|r| owns(r))
-}
-
-fn owns(resource: &SiteWiseAsset) -> bool {
-    resource
-        .status
-        .as_ref()
-        .is_some_and(|s| matches!(s.ownership, Some(Ownership::Created | Ownership::Adopted)))
+        .find(|r| r.holds(child_id))
 }
 
 /// A linked child for people: its asset ID and hierarchy, and the resource that owns it.
@@ -132,7 +120,7 @@ pub fn fate(resources: &[Arc<SiteWiseAsset>], parent_id: &str, child_id: &str) -
 pub fn known_children(resources: &[Arc<SiteWiseAsset>], parent_id: &str) -> Vec<ChildLink> {
     let mut children: Vec<ChildLink> = resources
         .iter()
-        .filter(|r| owns(r))
+        .filter(|r| r.holds_its_asset())
         .filter_map(|r| {
             let status = r.status.as_ref()?;
             let link = status.parent_link.as_ref()?;

@@ -2,7 +2,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
 use crate::crd::{
-    Condition, DeletionProgress, ParentLinkStatus, SiteWiseAssetSpec, SiteWiseAssetStatus,
+    Condition, DeletionProgress, Ownership, ParentLinkStatus, SiteWiseAssetSpec,
+    SiteWiseAssetStatus,
 };
 
 const PARENT: &str = "11111111-1111-1111-1111-111111111111";
