@@ -40,6 +40,15 @@ impl Resources for NoResources {
 #[derive(Default)]
 pub struct MemoryResources(pub std::sync::Mutex<Vec<SiteWiseAsset>>);
 
+impl MemoryResources {
+    /// Puts `obj` in the cache in place of the object with the same UID.
+    pub fn upsert(&self, obj: &SiteWiseAsset) {
+        let mut objs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        objs.retain(|o| o.metadata.uid != obj.metadata.uid);
+        objs.push(obj.clone());
+    }
+}
+
 impl Resources for MemoryResources {
     fn get(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<SiteWiseAsset>> {
         self.0

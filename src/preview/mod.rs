@@ -276,7 +276,7 @@ async fn simulate(
             }
             let mut updated = obj.clone();
             updated.status = Some(snapshot);
-            publish(&cache, &updated);
+            cache.upsert(&updated);
             deleting[i] = updated;
         }
         open = still_open;
@@ -309,12 +309,6 @@ fn released_as(events: &[(String, String)]) -> Outcome {
     } else {
         Outcome::NoAsset
     }
-}
-
-fn publish(cache: &MemoryResources, obj: &SiteWiseAsset) {
-    let mut objs = cache.0.lock().unwrap_or_else(|e| e.into_inner());
-    objs.retain(|o| o.uid() != obj.uid());
-    objs.push(obj.clone());
 }
 
 #[cfg(test)]

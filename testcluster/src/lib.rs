@@ -476,16 +476,10 @@ async fn wait_for_etcd(etcd: &mut Process, url: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         etcd.check_alive()?;
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(host).await {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let request = format!("GET /health HTTP/1.0\r\nHost: {host}\r\n\r\n");
-            if stream.write_all(request.as_bytes()).await.is_ok() {
-                let mut response = String::new();
-                let _ = stream.read_to_string(&mut response).await;
-                if response.contains("\"health\":\"true\"") {
-                    return Ok(());
-                }
-            }
+        if let Ok((_, body)) = http_get(host, "/health").await
+            && body.contains("\"health\":\"true\"")
+        {
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!("etcd not healthy within 20 s:\n{}", etcd.log_tail());

@@ -50,12 +50,6 @@ fn with_cache(fake: FakeSiteWise, obj: SiteWiseAsset, cache: &Arc<MemoryResource
     run
 }
 
-fn publish(cache: &MemoryResources, obj: &SiteWiseAsset) {
-    let mut objs = cache.0.lock().expect("cache");
-    objs.retain(|o| o.metadata.uid != obj.metadata.uid);
-    objs.push(obj.clone());
-}
-
 #[tokio::test]
 async fn a_leaf_whose_link_status_knows_costs_three_calls_three_writes_three_events() {
     let fake = area_with_leaf();
@@ -101,8 +95,8 @@ async fn in_a_prune_the_child_removes_its_link_and_the_parent_waits_for_it() {
     let cache = Arc::new(MemoryResources::default());
     let leaf = created("machine", LEAF_UID, LEAF, Some(AREA));
     let area = created("area", UID, AREA, None);
-    publish(&cache, &leaf);
-    publish(&cache, &area);
+    cache.upsert(&leaf);
+    cache.upsert(&area);
     let mut parent = with_cache(fake.clone(), area, &cache);
     let mut child = with_cache(fake.clone(), leaf, &cache);
 
@@ -120,7 +114,7 @@ async fn in_a_prune_the_child_removes_its_link_and_the_parent_waits_for_it() {
     );
     // The child detaches itself; its status (as the watch would deliver it) frees the parent.
     assert!(child.reconcile().await.is_err(), "awaiting the deletion");
-    publish(&cache, &child.obj);
+    cache.upsert(&child.obj);
     parent.until_released(5).await;
     child.until_released(5).await;
     assert!(!fake.exists(AREA) && !fake.exists(LEAF));
@@ -156,7 +150,7 @@ async fn a_live_child_is_detached_by_its_parent_without_listing() {
     let cache = Arc::new(MemoryResources::default());
     let mut live = created("machine", LEAF_UID, LEAF, Some(AREA));
     live.metadata.deletion_timestamp = None;
-    publish(&cache, &live);
+    cache.upsert(&live);
     let mut run = with_cache(fake, created("area", UID, AREA, None), &cache);
     // Just deleted: the child may be joining a prune; nothing is sent for it yet.
     assert!(run.reconcile().await.is_err());
