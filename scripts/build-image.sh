@@ -12,10 +12,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf '[image] %s\n' "$*" >&2; }
 
-target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps --locked |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-version=$(cd "$repo" && cargo metadata --format-version 1 --no-deps --locked |
-  python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="sitewise-operator"))')
+source "$repo/scripts/cargo-meta.sh"
 tag=$version registry=localhost out="$target_dir/images"
 while (($#)); do
   case $1 in

@@ -22,10 +22,9 @@ while (($#)); do
   esac
 done
 [[ -n $registry ]] || { log "usage: scripts/release.sh --registry REGISTRY [--tag TAG] [--out DIR]"; exit 2; }
-meta=$(cd "$repo" && cargo metadata --format-version 1 --no-deps --locked)
-version=$(python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="sitewise-operator"))' <<<"$meta")
+source "$repo/scripts/cargo-meta.sh"
 tag=${tag:-$version}
-out=${out:-$(python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' <<<"$meta")/dist}
+out=${out:-$target_dir/dist}
 mkdir -p "$out"
 
 mapfile -t archives < <(bash "$repo/scripts/build-image.sh" --registry "$registry" --tag "$tag" --out "$out" | tail -n 2)
