@@ -144,8 +144,6 @@ pub struct ControlPlane {
     _etcd: Process,
     dir: tempfile::TempDir,
     pub server: String,
-    /// The API server's port (on [`Options::address`]).
-    pub port: u16,
     pub kubeconfig: PathBuf,
     token: String,
     /// Seconds from spawn to a ready API server with the `default` namespace.
@@ -316,7 +314,6 @@ impl ControlPlane {
             _etcd: etcd,
             dir,
             server,
-            port: api_port,
             kubeconfig,
             token,
             startup: started.elapsed(),
