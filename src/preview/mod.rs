@@ -156,10 +156,10 @@ pub async fn plan<S: SiteWise>(
             assets.insert(obj.uid().unwrap_or_default(), asset);
         }
     }
-    let reads_before = copy.journal().len();
+    // Copying does not go through the copy's API: its journal holds the simulated calls only.
     let resources = simulate(&copy, targets, all, cluster_id, &assets).await;
     let mut calls = BTreeMap::new();
-    for call in copy.journal().iter().skip(reads_before) {
+    for call in copy.journal() {
         *calls.entry(call.operation.as_str()).or_insert(0) += 1;
     }
     Ok(Plan {
