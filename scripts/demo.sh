@@ -32,7 +32,7 @@ bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;
 say "starting etcd, kube-apiserver and kube-controller-manager"
 export KUBECONFIG="$work/kubeconfig"
 rm -f "$KUBECONFIG"
-"$bin/sitewise-testcluster" up --kubeconfig "$KUBECONFIG" --crds crds/sitewiseasset.yaml \
+"$bin/sitewise-testcluster" up --kubeconfig "$KUBECONFIG" --crds crds/sitewise-crds.yaml \
   > "$work/testcluster.out" 2> "$work/testcluster.log" &
 pids+=($!)
 for _ in $(seq 1 240); do

@@ -28,7 +28,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller.
     Run(Box<RunArgs>),
-    /// Print the SiteWiseAsset CustomResourceDefinition as YAML.
+    /// Print the SiteWiseAsset and SiteWiseAssetModel CustomResourceDefinitions as YAML.
     Crd,
     /// Show what deleting resources would do, without doing it (read-only). Also usable as a
     /// kubectl plugin: link this binary as `kubectl-sitewise` and run `kubectl sitewise plan`.

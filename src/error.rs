@@ -42,6 +42,25 @@ pub enum Error {
         poll_after: Duration,
     },
 
+    /// A model's deletion waits: assets of it, or models whose hierarchies use it, remain.
+    #[error(
+        "asset model {model_id} is not deleted while {count} asset(s) or model(s) use it: {first}"
+    )]
+    ModelInUse {
+        model_id: String,
+        count: usize,
+        first: String,
+        poll_after: Duration,
+    },
+
+    /// DeleteAssetModel was accepted, or the model is busy; SiteWise has not finished yet.
+    #[error("asset model {model_id} is {state} in SiteWise; waiting")]
+    ModelPending {
+        model_id: String,
+        state: String,
+        poll_after: Duration,
+    },
+
     /// The asset is CREATING or UPDATING and cannot be changed yet.
     #[error("asset {asset_id} is {state}; waiting for ACTIVE or FAILED before deleting it")]
     AssetBusy { asset_id: String, state: String },
@@ -120,7 +139,10 @@ impl Error {
             Self::SiteWise(e) => match e.kind {
                 ErrorKind::Throttled => ErrorClass::Throttled,
                 // A resource that vanished under a call is re-observed like a conflict.
-                ErrorKind::Conflict | ErrorKind::NotFound => ErrorClass::Conflict,
+                // A precondition that failed means "read again", like a conflict.
+                ErrorKind::Conflict | ErrorKind::NotFound | ErrorKind::PreconditionFailed => {
+                    ErrorClass::Conflict
+                }
                 ErrorKind::Unavailable => ErrorClass::Transient,
                 ErrorKind::InvalidRequest | ErrorKind::AlreadyExists | ErrorKind::Permanent => {
                     ErrorClass::Terminal
@@ -131,6 +153,8 @@ impl Error {
             Self::DeletionPending { .. }
             | Self::ChildrenDetaching { .. }
             | Self::DeletionBlocked { .. }
+            | Self::ModelInUse { .. }
+            | Self::ModelPending { .. }
             | Self::AssetBusy { .. } => ErrorClass::Pending,
             Self::ObserveAgain { .. } => ErrorClass::Conflict,
             Self::MissingMetadata(_) | Self::DeletionFailed { .. } => ErrorClass::Terminal,
@@ -154,7 +178,9 @@ impl Error {
         match self.root() {
             Self::DeletionPending { poll_after, .. }
             | Self::ChildrenDetaching { poll_after, .. }
-            | Self::DeletionBlocked { poll_after, .. } => Some(*poll_after),
+            | Self::DeletionBlocked { poll_after, .. }
+            | Self::ModelInUse { poll_after, .. }
+            | Self::ModelPending { poll_after, .. } => Some(*poll_after),
             _ => None,
         }
     }

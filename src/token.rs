@@ -122,6 +122,28 @@ pub fn disassociate_assets(
 }
 
 /// Round 0 adds nothing, so tokens of the first round are those of earlier releases.
+/// The model ID a `SiteWiseAssetModel` creates its model with, derived like
+/// [`created_asset_id`] (`…/<resource UID>/asset-model`).
+pub fn created_model_id(resource_uid: &str) -> String {
+    derive(resource_uid, "asset-model", &[])
+}
+
+/// Token for `CreateAssetModel` of the resource's model.
+pub fn create_asset_model(resource_uid: &str, model_id: &str) -> String {
+    derive(resource_uid, "CreateAssetModel", &[model_id])
+}
+
+/// Token for `UpdateAssetModel`: the model, the version it was read at (its ETag) and the
+/// change, so a retry is a replay and the same change to a newer version is a new request.
+pub fn update_asset_model(resource_uid: &str, model_id: &str, etag: &str, change: &str) -> String {
+    derive(resource_uid, "UpdateAssetModel", &[model_id, etag, change])
+}
+
+/// Token for `DeleteAssetModel` of the resource's model.
+pub fn delete_asset_model(resource_uid: &str, model_id: &str) -> String {
+    derive(resource_uid, "DeleteAssetModel", &[model_id])
+}
+
 fn with_round(
     resource_uid: &str,
     operation: &str,

@@ -23,7 +23,9 @@ pub fn routes() -> Router<Shared> {
         .route("/asset-models", post(create_asset_model))
         .route(
             "/asset-models/{id}",
-            get(describe_asset_model).delete(delete_asset_model),
+            get(describe_asset_model)
+                .put(update_asset_model)
+                .delete(delete_asset_model),
         )
         .route("/assets", post(create_asset).get(list_assets))
         .route(
@@ -208,6 +210,29 @@ async fn delete_asset_model(
         .map(str::to_string);
     serve(&store, Op::DeleteAssetModel, call, move |s| {
         s.delete_asset_model(&id, if_match.as_deref())
+    })
+    .await
+}
+
+async fn update_asset_model(
+    State(store): State<Shared>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let body = json_body(&bytes);
+    let call = Call {
+        target: Some(id.clone()),
+        child: None,
+        client_token: body_token(&body),
+        fingerprint: fingerprint(&id, &body),
+    };
+    let if_match = headers
+        .get("If-Match")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    serve(&store, Op::UpdateAssetModel, call, move |s| {
+        s.update_asset_model(&id, &body?, if_match.as_deref())
     })
     .await
 }

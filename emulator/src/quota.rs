@@ -17,7 +17,10 @@ impl Group {
     pub fn of(op: Op) -> Self {
         match op {
             Op::DescribeAsset => Self::DescribeAsset,
-            Op::CreateAssetModel | Op::DescribeAssetModel | Op::DeleteAssetModel => Self::Model,
+            Op::CreateAssetModel
+            | Op::DescribeAssetModel
+            | Op::DeleteAssetModel
+            | Op::UpdateAssetModel => Self::Model,
             _ => Self::Asset,
         }
     }

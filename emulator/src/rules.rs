@@ -92,3 +92,15 @@ pub fn property_update_state() -> &'static str {
 pub fn description_after_update(current: Option<String>, sent: Option<&str>) -> Option<String> {
     sent.map(str::to_string).or(current)
 }
+
+/// The state UpdateAssetModel leaves a model in: PROPAGATING while it has assets (the user
+/// guide: changes flow to the assets, which are UPDATING meanwhile), UPDATING when it has none
+/// (the reference names both states without saying which a model without assets shows).
+/// Clients that wait for ACTIVE after an update work either way.
+pub fn model_update_state(has_assets: bool) -> &'static str {
+    if has_assets {
+        "PROPAGATING"
+    } else {
+        "UPDATING"
+    }
+}

@@ -9,18 +9,27 @@ use std::collections::BTreeMap;
 
 use super::Context;
 use super::plan::ClaimState;
-use crate::crd::SiteWiseAsset;
+use crate::crd::{SiteWiseAsset, SiteWiseAssetModel};
 use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 pub const OWNER_TAG: &str = "sitewise.operator.dev/owner";
 pub const OWNER_RESOURCE_TAG: &str = "sitewise.operator.dev/owner-resource";
 
 /// The live `SiteWiseAsset`s the operator sees (its watch cache), for parent references and to
-/// tell a stale claim from a live one.
+/// tell a stale claim from a live one; and the `SiteWiseAssetModel`s, for the models assets
+/// and hierarchies name.
 pub trait Resources: Send + Sync {
     fn get(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<SiteWiseAsset>>;
     /// Every resource in the cache.
     fn all(&self) -> Vec<std::sync::Arc<SiteWiseAsset>>;
+    fn model(&self, _namespace: &str, _name: &str) -> Option<std::sync::Arc<SiteWiseAssetModel>> {
+        None
+    }
+    /// Every model resource in the cache.
+    fn models(&self) -> Vec<std::sync::Arc<SiteWiseAssetModel>> {
+        Vec::new()
+    }
 }
 
 /// No resources at all (unit tests that need none).
@@ -38,7 +47,10 @@ impl Resources for NoResources {
 
 /// Resources held in memory (unit tests).
 #[derive(Default)]
-pub struct MemoryResources(pub std::sync::Mutex<Vec<SiteWiseAsset>>);
+pub struct MemoryResources(
+    pub std::sync::Mutex<Vec<SiteWiseAsset>>,
+    pub std::sync::Mutex<Vec<SiteWiseAssetModel>>,
+);
 
 impl MemoryResources {
     /// Puts `obj` in the cache in place of the object with the same UID.
@@ -46,6 +58,19 @@ impl MemoryResources {
         let mut objs = self.0.lock().unwrap_or_else(|e| e.into_inner());
         objs.retain(|o| o.metadata.uid != obj.metadata.uid);
         objs.push(obj.clone());
+    }
+
+    /// Puts model `obj` in the cache in place of the object with the same UID.
+    pub fn upsert_model(&self, obj: &SiteWiseAssetModel) {
+        let mut objs = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        objs.retain(|o| o.metadata.uid != obj.metadata.uid);
+        objs.push(obj.clone());
+    }
+
+    /// Removes model `name` from the cache.
+    pub fn remove_model(&self, name: &str) {
+        let mut objs = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        objs.retain(|o| o.name_any() != name);
     }
 }
 
@@ -69,18 +94,45 @@ impl Resources for MemoryResources {
             .map(std::sync::Arc::new)
             .collect()
     }
+
+    fn model(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<SiteWiseAssetModel>> {
+        self.models()
+            .into_iter()
+            .find(|o| o.namespace().as_deref() == Some(namespace) && o.name_any() == name)
+    }
+
+    fn models(&self) -> Vec<std::sync::Arc<SiteWiseAssetModel>> {
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .map(std::sync::Arc::new)
+            .collect()
+    }
 }
 
-impl Resources for kube::runtime::reflector::Store<SiteWiseAsset> {
+/// The controller's watch caches of both kinds.
+pub struct Caches {
+    pub assets: Store<SiteWiseAsset>,
+    pub models: Store<SiteWiseAssetModel>,
+}
+
+impl Resources for Caches {
     fn get(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<SiteWiseAsset>> {
-        kube::runtime::reflector::Store::get(
-            self,
-            &kube::runtime::reflector::ObjectRef::new(name).within(namespace),
-        )
+        self.assets.get(&ObjectRef::new(name).within(namespace))
     }
 
     fn all(&self) -> Vec<std::sync::Arc<SiteWiseAsset>> {
-        self.state()
+        self.assets.state()
+    }
+
+    fn model(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<SiteWiseAssetModel>> {
+        self.models.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    fn models(&self) -> Vec<std::sync::Arc<SiteWiseAssetModel>> {
+        self.models.state()
     }
 }
 
@@ -89,9 +141,9 @@ pub fn claim_value(cluster_id: &str, uid: &str) -> String {
     format!("{cluster_id}/{uid}")
 }
 
-/// The tags that claim an asset for `obj`.
-pub fn claim_tags(cluster_id: &str, obj: &SiteWiseAsset) -> BTreeMap<String, String> {
-    let uid = obj.metadata.uid.as_deref().unwrap_or_default();
+/// The tags that claim an asset (or a model) for `obj`.
+pub fn claim_tags<K: kube::Resource>(cluster_id: &str, obj: &K) -> BTreeMap<String, String> {
+    let uid = obj.meta().uid.as_deref().unwrap_or_default();
     let resource: String = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
         .chars()
         .take(256)

@@ -26,50 +26,64 @@ const NEEDS_A_PERSON: &[&str] = &[
     "ClaimedByOther",
     "SpecNotSatisfiable",
     "ParentLinkRefused",
+    "HierarchyCycle",
+    "ModelNameTaken",
+    "ModelDeletedOutside",
+    "ModelFailed",
 ];
 
 /// Sets `Stalled` and `Reconciling` from `Terminal` and `Ready`.
 pub fn derive(s: &mut SiteWiseAssetStatus) {
+    derive_conditions(&mut s.conditions, &mut s.observed_generation, "asset");
+}
+
+/// [`derive`] for any resource's conditions; `kind` names what was not observed yet.
+pub fn derive_conditions(
+    conditions: &mut Vec<Condition>,
+    observed_generation: &mut Option<i64>,
+    kind: &str,
+) {
+    let find = |type_: &str| conditions.iter().find(|c| c.type_ == type_);
     let is_true = |c: &&Condition| c.status == "True";
-    let stalled_by = status::condition(s, TERMINAL)
+    let stalled_by = find(TERMINAL)
         .filter(is_true)
         .or_else(|| {
-            status::condition(s, READY)
+            find(READY)
                 .filter(|c| c.status == "False" && NEEDS_A_PERSON.contains(&c.reason.as_str()))
         })
         .cloned();
-    let reconciling_by = match (&stalled_by, status::condition(s, READY)) {
+    let reconciling_by = match (&stalled_by, find(READY)) {
         (None, Some(ready)) if ready.status != "True" => Some(ready.clone()),
         (None, None) => Some(Condition {
             type_: READY.into(),
             status: "Unknown".into(),
             reason: "Observing".into(),
-            message: "The operator has not observed the asset yet".into(),
+            message: format!("The operator has not observed the {kind} yet"),
             last_transition_time: String::new(),
             observed_generation: None,
         }),
         _ => None,
     };
-    mirror(s, STALLED, stalled_by.as_ref());
-    mirror(s, RECONCILING, reconciling_by.as_ref());
+    mirror(conditions, STALLED, stalled_by.as_ref());
+    mirror(conditions, RECONCILING, reconciling_by.as_ref());
     // The verdict describes the generation it was reached for; kstatus ignores conditions
     // while `observedGeneration` lags behind.
     if let Some(generation) = stalled_by.and_then(|c| c.observed_generation) {
-        s.observed_generation = Some(generation);
+        *observed_generation = Some(generation);
     }
 }
 
-fn mirror(s: &mut SiteWiseAssetStatus, type_: &str, source: Option<&Condition>) {
+fn mirror(conditions: &mut Vec<Condition>, type_: &str, source: Option<&Condition>) {
     match source {
         Some(c) => status::set_condition(
-            &mut s.conditions,
+            conditions,
             type_,
             true,
             &c.reason,
             c.message.clone(),
             c.observed_generation,
         ),
-        None => status::remove_condition(&mut s.conditions, type_),
+        None => status::remove_condition(conditions, type_),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod claim;
 pub mod cleanup;
 pub mod gate;
 pub mod health;
+pub mod models;
 pub mod plan;
 pub mod recent;
 pub mod status;
@@ -27,7 +28,7 @@ use kube::{Client, ResourceExt};
 use tracing::Instrument;
 
 use crate::backoff::{BackoffPolicy, FailureCounts, jittered};
-use crate::crd::{DeletionProgress, FINALIZER, SiteWiseAsset};
+use crate::crd::{DeletionProgress, FINALIZER, SiteWiseAsset, SiteWiseAssetModel};
 use crate::error::{Error, ErrorClass, Result};
 use crate::leader::Fence;
 use crate::metrics::Metrics;
@@ -177,7 +178,7 @@ impl<S> Context<S> {
     }
 }
 
-fn kube_key(key: &str) -> String {
+pub(crate) fn kube_key(key: &str) -> String {
     format!("{key}#kubernetes")
 }
 
@@ -210,7 +211,7 @@ async fn reconcile<S: SiteWise>(obj: Arc<SiteWiseAsset>, app: Arc<App<S>>) -> Re
         return Ok(Action::requeue(wait));
     }
     let status = StatusWriter::for_resource(api.clone(), &obj);
-    let events = Events::for_resource(app.recorder.clone(), &obj);
+    let events = Events::for_resource(app.recorder.clone(), obj.as_ref());
     let span = tracing::info_span!(
         "reconcile",
         namespace = %namespace,
@@ -387,10 +388,41 @@ fn error_policy<S>(_obj: Arc<SiteWiseAsset>, err: &Error, app: Arc<App<S>>) -> A
 
 /// Removes from a watched object what no reconcile reads, so 10,000 resources fit in a small
 /// heap.
-pub fn trim(obj: &mut SiteWiseAsset) {
-    obj.metadata.managed_fields = None;
-    if let Some(annotations) = obj.metadata.annotations.as_mut() {
+pub fn trim<K: kube::Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+fn model_error_policy<S>(_obj: Arc<SiteWiseAssetModel>, err: &Error, app: Arc<App<S>>) -> Action {
+    match err {
+        Error::Reported { retry_after, .. } => Action::requeue(*retry_after),
+        _ => Action::requeue(jittered(app.ctx.settings.backoff.base)),
+    }
+}
+
+async fn reconcile_model<S: SiteWise>(
+    obj: Arc<SiteWiseAssetModel>,
+    app: Arc<App<S>>,
+) -> Result<Action> {
+    let events = Events::for_resource(app.recorder.clone(), obj.as_ref());
+    models::reconcile(obj, &app.ctx, app.client.clone(), events).await
+}
+
+fn log_outcome<K: kube::Resource, E: std::fmt::Display>(
+    outcome: std::result::Result<
+        (kube::runtime::reflector::ObjectRef<K>, Action),
+        controller::Error<E, watcher::Error>,
+    >,
+) {
+    match outcome {
+        Ok((obj, _)) => tracing::debug!(name = %obj.name, "reconciled"),
+        Err(controller::Error::ReconcilerFailed(err, obj)) => {
+            tracing::debug!(name = %obj.name, error = %err, "reconcile will be retried")
+        }
+        Err(err) => tracing::warn!(error = %err, "controller error"),
     }
 }
 
@@ -441,8 +473,34 @@ pub async fn run<S: SiteWise>(
         .applied_objects();
     let controller = Controller::for_stream(objects, reader)
         .with_config(controller::Config::default().concurrency(options.concurrency))
+        .graceful_shutdown_on(options.shutdown.clone().requested());
+    let model_api: Api<SiteWiseAssetModel> = match &options.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // Helm installs CRDs only on first install: after an upgrade from a release without the
+    // model CRD, assets are still served, and the log says what to apply.
+    let models_served = match model_api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "SiteWiseAssetModels are not served (kubectl apply -f crds/ installs their CRD); managing assets only");
+            false
+        }
+    };
+    let (model_reader, model_writer) = kube::runtime::reflector::store();
+    let model_objects = watcher(model_api, watcher::Config::default().streaming_lists())
+        .default_backoff()
+        .modify(trim::<SiteWiseAssetModel>)
+        .reflect(model_writer)
+        .applied_objects();
+    let model_controller = Controller::for_stream(model_objects, model_reader)
+        .with_config(controller::Config::default().concurrency(options.concurrency))
         .graceful_shutdown_on(options.shutdown.requested());
-    let mut ctx = ctx.with_resources(Arc::new(controller.store()));
+    let caches = claim::Caches {
+        assets: controller.store(),
+        models: model_controller.store(),
+    };
+    let mut ctx = ctx.with_resources(Arc::new(caches));
     ctx.namespace = options.namespace.clone();
     let app = Arc::new(App {
         ctx,
@@ -451,18 +509,18 @@ pub async fn run<S: SiteWise>(
     });
     ready.store(true, Ordering::Relaxed);
     tracing::info!(namespace = ?options.namespace, concurrency = options.concurrency, "controller started");
-    controller
-        .run(reconcile, error_policy, app)
-        .for_each(|outcome| async move {
-            match outcome {
-                Ok((obj, _)) => tracing::debug!(name = %obj.name, "reconciled"),
-                Err(controller::Error::ReconcilerFailed(err, obj)) => {
-                    tracing::debug!(name = %obj.name, error = %err, "reconcile will be retried")
-                }
-                Err(err) => tracing::warn!(error = %err, "controller error"),
-            }
-        })
-        .await;
+    let assets = controller
+        .run(reconcile, error_policy, app.clone())
+        .for_each(|outcome| async move { log_outcome(outcome) });
+    let models = async {
+        if models_served {
+            model_controller
+                .run(reconcile_model, model_error_policy, app)
+                .for_each(|outcome| async move { log_outcome(outcome) })
+                .await
+        }
+    };
+    tokio::join!(assets, models);
     tracing::info!("controller stopped");
     Ok(())
 }

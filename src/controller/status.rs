@@ -10,8 +10,44 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use crate::crd::{Condition, SiteWiseAsset, SiteWiseAssetStatus};
+use crate::crd::{
+    Condition, SiteWiseAsset, SiteWiseAssetModel, SiteWiseAssetModelStatus, SiteWiseAssetStatus,
+};
 use crate::error::Result;
+
+/// A resource kind whose status the [`StatusWriter`] writes.
+pub trait Tracked:
+    Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync
+{
+    type Status: Clone + PartialEq + Default + serde::Serialize + Send;
+    fn status_of(&self) -> Option<&Self::Status>;
+    /// Sets the conditions derived from the others (kstatus), before every write.
+    fn derive(status: &mut Self::Status);
+}
+
+impl Tracked for SiteWiseAsset {
+    type Status = SiteWiseAssetStatus;
+    fn status_of(&self) -> Option<&SiteWiseAssetStatus> {
+        self.status.as_ref()
+    }
+    fn derive(status: &mut SiteWiseAssetStatus) {
+        crate::controller::health::derive(status)
+    }
+}
+
+impl Tracked for SiteWiseAssetModel {
+    type Status = SiteWiseAssetModelStatus;
+    fn status_of(&self) -> Option<&SiteWiseAssetModelStatus> {
+        self.status.as_ref()
+    }
+    fn derive(s: &mut SiteWiseAssetModelStatus) {
+        crate::controller::health::derive_conditions(
+            &mut s.conditions,
+            &mut s.observed_generation,
+            "model",
+        )
+    }
+}
 
 pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
@@ -60,45 +96,45 @@ pub fn condition<'a>(status: &'a SiteWiseAssetStatus, type_: &str) -> Option<&'a
 }
 
 /// Where status goes.
-enum StatusSink {
+enum StatusSink<K: Tracked> {
     Kube {
-        api: Box<Api<SiteWiseAsset>>,
+        api: Box<Api<K>>,
         name: String,
     },
     /// Every written status, in order (unit tests).
-    Memory(Mutex<Vec<SiteWiseAssetStatus>>),
+    Memory(Mutex<Vec<K::Status>>),
 }
 
 /// Holds the latest status of one resource during a reconcile and writes it: at once
 /// ([`StatusWriter::update`]) or later, with the next write ([`StatusWriter::stage`]), so a
 /// deletion writes when its phase changes rather than before every call.
-pub struct StatusWriter {
-    sink: StatusSink,
+pub struct StatusWriter<K: Tracked = SiteWiseAsset> {
+    sink: StatusSink<K>,
     generation: Option<i64>,
-    current: Mutex<SiteWiseAssetStatus>,
+    current: Mutex<K::Status>,
     /// What the API server has (as far as this reconcile knows).
-    written: Mutex<SiteWiseAssetStatus>,
+    written: Mutex<K::Status>,
 }
 
-impl StatusWriter {
-    pub fn for_resource(api: Api<SiteWiseAsset>, obj: &SiteWiseAsset) -> Self {
+impl<K: Tracked> StatusWriter<K> {
+    pub fn for_resource(api: Api<K>, obj: &K) -> Self {
         Self {
             sink: StatusSink::Kube {
                 api: Box::new(api),
                 name: obj.name_any(),
             },
-            generation: obj.metadata.generation,
-            current: Mutex::new(obj.status.clone().unwrap_or_default()),
-            written: Mutex::new(obj.status.clone().unwrap_or_default()),
+            generation: obj.meta().generation,
+            current: Mutex::new(obj.status_of().cloned().unwrap_or_default()),
+            written: Mutex::new(obj.status_of().cloned().unwrap_or_default()),
         }
     }
 
-    pub fn in_memory(obj: &SiteWiseAsset) -> Self {
+    pub fn in_memory(obj: &K) -> Self {
         Self {
             sink: StatusSink::Memory(Mutex::new(Vec::new())),
-            generation: obj.metadata.generation,
-            current: Mutex::new(obj.status.clone().unwrap_or_default()),
-            written: Mutex::new(obj.status.clone().unwrap_or_default()),
+            generation: obj.meta().generation,
+            current: Mutex::new(obj.status_of().cloned().unwrap_or_default()),
+            written: Mutex::new(obj.status_of().cloned().unwrap_or_default()),
         }
     }
 
@@ -106,7 +142,7 @@ impl StatusWriter {
         self.generation
     }
 
-    pub fn snapshot(&self) -> SiteWiseAssetStatus {
+    pub fn snapshot(&self) -> K::Status {
         self.current
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -114,7 +150,7 @@ impl StatusWriter {
     }
 
     /// Statuses written so far (in-memory sink only).
-    pub fn written(&self) -> Vec<SiteWiseAssetStatus> {
+    pub fn written(&self) -> Vec<K::Status> {
         match &self.sink {
             StatusSink::Memory(w) => w.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             StatusSink::Kube { .. } => Vec::new(),
@@ -122,7 +158,7 @@ impl StatusWriter {
     }
 
     /// The status as last written (or as read at the start of the reconcile).
-    pub fn written_snapshot(&self) -> SiteWiseAssetStatus {
+    pub fn written_snapshot(&self) -> K::Status {
         self.written
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -130,12 +166,12 @@ impl StatusWriter {
     }
 
     /// Applies `change` without writing: it goes out with the next write.
-    pub fn stage(&self, change: impl FnOnce(&mut SiteWiseAssetStatus)) {
+    pub fn stage(&self, change: impl FnOnce(&mut K::Status)) {
         change(&mut self.current.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// Applies `change` and writes the status if it differs from what was written.
-    pub async fn update(&self, change: impl FnOnce(&mut SiteWiseAssetStatus)) -> Result<()> {
+    pub async fn update(&self, change: impl FnOnce(&mut K::Status)) -> Result<()> {
         self.stage(change);
         self.flush().await
     }
@@ -144,7 +180,7 @@ impl StatusWriter {
     pub async fn flush(&self) -> Result<()> {
         let next = {
             let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-            crate::controller::health::derive(&mut current);
+            K::derive(&mut current);
             if *current == *self.written.lock().unwrap_or_else(|e| e.into_inner()) {
                 return Ok(());
             }
@@ -155,7 +191,7 @@ impl StatusWriter {
         Ok(())
     }
 
-    async fn write(&self, next: SiteWiseAssetStatus) -> Result<()> {
+    async fn write(&self, next: K::Status) -> Result<()> {
         match &self.sink {
             StatusSink::Memory(written) => {
                 written.lock().unwrap_or_else(|e| e.into_inner()).push(next);
@@ -203,7 +239,7 @@ pub struct Events {
 }
 
 impl Events {
-    pub fn for_resource(recorder: Recorder, obj: &SiteWiseAsset) -> Self {
+    pub fn for_resource<K: Resource<DynamicType = ()>>(recorder: Recorder, obj: &K) -> Self {
         Self {
             sink: EventSink::Kube {
                 recorder: Box::new(recorder),

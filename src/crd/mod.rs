@@ -3,6 +3,7 @@
 //! in [`status`]. The CRD YAML in `crds/` is generated from these types
 //! (`sitewise-operator crd`).
 
+mod model;
 mod status;
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use model::*;
 pub use status::*;
 
 /// API group of every resource this operator serves.
@@ -60,12 +62,12 @@ pub const ASSET_ID_PATTERN: &str = r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 )]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "has(self.assetId) != has(self.assetModelId)",
-        "message": "set exactly one of spec.assetId (adopt an existing asset) or spec.assetModelId (create a new asset from that model)"
+        "rule": "(has(self.assetId) ? 1 : 0) + (has(self.assetModelId) ? 1 : 0) + (has(self.assetModelRef) ? 1 : 0) == 1",
+        "message": "set exactly one of spec.assetId (adopt an existing asset), spec.assetModelId (create a new asset from that model) or spec.assetModelRef (create it from a SiteWiseAssetModel in this namespace)"
     },
     {
-        "rule": "has(self.assetId) == has(oldSelf.assetId)",
-        "message": "a resource cannot switch between adopting (spec.assetId) and creating (spec.assetModelId); create a new SiteWiseAsset instead"
+        "rule": "has(self.assetId) == has(oldSelf.assetId) && has(self.assetModelRef) == has(oldSelf.assetModelRef)",
+        "message": "a resource cannot switch between adopting (spec.assetId), creating from a model ID (spec.assetModelId) and creating from a model resource (spec.assetModelRef); create a new SiteWiseAsset instead"
     }
 ]))]
 #[serde(rename_all = "camelCase")]
@@ -111,6 +113,16 @@ pub struct SiteWiseAssetSpec {
         ])
     )]
     pub asset_model_id: Option<String>,
+
+    /// Create: the `SiteWiseAssetModel` in this namespace to create the asset from. The asset
+    /// is created once that model is Ready, and the model is not deleted while this resource
+    /// exists. Cannot be changed once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self == oldSelf",
+        "message": "assetModelRef is immutable: SiteWise cannot move an asset to another model"
+    }]))]
+    pub asset_model_ref: Option<LocalModelRef>,
 
     /// The asset's name in SiteWise. When creating, defaults to the resource name. When
     /// adopting, the name is managed only if set here.
@@ -268,6 +280,14 @@ pub struct ParentRef {
     pub namespace: Option<String>,
 }
 
+/// A `SiteWiseAssetModel` in the same namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalModelRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
 /// How a parent is named.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParentTarget<'a> {
@@ -289,7 +309,25 @@ impl ParentRef {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode<'a> {
     Adopt { reference: &'a str },
-    Create { model: &'a str },
+    Create { model: ModelSource<'a> },
+}
+
+/// The model a created asset comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelSource<'a> {
+    /// A model UUID or `externalId:<id>`.
+    Id(&'a str),
+    /// A `SiteWiseAssetModel` in the resource's namespace.
+    Resource(&'a str),
+}
+
+impl std::fmt::Display for ModelSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => f.write_str(id),
+            Self::Resource(name) => write!(f, "SiteWiseAssetModel {name}"),
+        }
+    }
 }
 
 impl SiteWiseAsset {
@@ -332,9 +370,18 @@ impl SiteWiseAsset {
     /// without either reach the operator (schema bypassed), it is treated as adopting
     /// nothing, which is refused later with a readable message.
     pub fn mode(&self) -> Option<Mode<'_>> {
-        match (&self.spec.asset_id, &self.spec.asset_model_id) {
-            (Some(reference), None) => Some(Mode::Adopt { reference }),
-            (None, Some(model)) => Some(Mode::Create { model }),
+        match (
+            &self.spec.asset_id,
+            &self.spec.asset_model_id,
+            &self.spec.asset_model_ref,
+        ) {
+            (Some(reference), None, None) => Some(Mode::Adopt { reference }),
+            (None, Some(model), None) => Some(Mode::Create {
+                model: ModelSource::Id(model),
+            }),
+            (None, None, Some(model)) => Some(Mode::Create {
+                model: ModelSource::Resource(&model.name),
+            }),
             _ => None,
         }
     }

@@ -218,7 +218,7 @@ async fn simulate(
         .cloned()
         .collect();
     cache.extend(deleting.iter().cloned());
-    let cache = Arc::new(MemoryResources(Mutex::new(cache)));
+    let cache = Arc::new(MemoryResources(Mutex::new(cache), Mutex::default()));
     let settings = Settings {
         poll_interval: Duration::from_millis(1),
         ..Settings::default()

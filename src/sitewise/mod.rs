@@ -5,8 +5,13 @@
 //! `rate_limit` keeps any implementation under the account quotas.
 
 pub mod aws;
+mod decorate;
 pub mod fake;
+mod models;
 pub mod rate_limit;
+
+pub use decorate::Decorate;
+pub use models::*;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -180,11 +185,16 @@ pub enum Operation {
     ListTagsForResource,
     TagResource,
     UntagResource,
+    DescribeAssetModel,
+    CreateAssetModel,
+    UpdateAssetModel,
+    DeleteAssetModel,
+    ListAssets,
 }
 
 impl Operation {
     /// Every operation the operator calls.
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 16] = [
         Self::DescribeAsset,
         Self::ListAssociatedAssets,
         Self::DisassociateAssets,
@@ -196,6 +206,11 @@ impl Operation {
         Self::ListTagsForResource,
         Self::TagResource,
         Self::UntagResource,
+        Self::DescribeAssetModel,
+        Self::CreateAssetModel,
+        Self::UpdateAssetModel,
+        Self::DeleteAssetModel,
+        Self::ListAssets,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -211,6 +226,11 @@ impl Operation {
             Self::ListTagsForResource => "ListTagsForResource",
             Self::TagResource => "TagResource",
             Self::UntagResource => "UntagResource",
+            Self::DescribeAssetModel => "DescribeAssetModel",
+            Self::CreateAssetModel => "CreateAssetModel",
+            Self::UpdateAssetModel => "UpdateAssetModel",
+            Self::DeleteAssetModel => "DeleteAssetModel",
+            Self::ListAssets => "ListAssets",
         }
     }
 }
@@ -226,6 +246,9 @@ pub enum ErrorKind {
     NotFound,
     /// ResourceAlreadyExistsException (an ID, external ID or link that exists already).
     AlreadyExists,
+    /// PreconditionFailedException: the resource changed since the ETag sent as `If-Match`
+    /// was read; read it again.
+    PreconditionFailed,
     /// InternalFailureException, other 5xx, timeouts and connection failures: retry.
     Unavailable,
     /// InvalidRequestException: the request is refused as it stands.
@@ -271,8 +294,10 @@ impl SiteWiseError {
             "ResourceAlreadyExistsException" => ErrorKind::AlreadyExists,
             "InternalFailureException" | "ServiceUnavailableException" => ErrorKind::Unavailable,
             "InvalidRequestException" => ErrorKind::InvalidRequest,
+            "PreconditionFailedException" => ErrorKind::PreconditionFailed,
             _ => match http_status {
                 Some(429) => ErrorKind::Throttled,
+                Some(412) => ErrorKind::PreconditionFailed,
                 Some(s) if s >= 500 => ErrorKind::Unavailable,
                 _ => ErrorKind::Permanent,
             },
@@ -367,116 +392,41 @@ pub trait SiteWise: Send + Sync + 'static {
         arn: &str,
         keys: &[String],
     ) -> impl Future<Output = SiteWiseResult<()>> + Send;
-}
 
-/// A wrapper around another [`SiteWise`] that runs its own step around every call (a rate
-/// limit, a counter). Implementing it gives the wrapper every SiteWise call, forwarded.
-pub trait Decorate: Send + Sync + 'static {
-    type Inner: SiteWise;
-
-    fn inner(&self) -> &Self::Inner;
-
-    /// Runs `call` (the wrapped implementation's answer to `operation`) with the wrapper's step.
-    fn around<T: Send>(
+    /// `DescribeAssetModel`; `model_id` is a UUID or `externalId:<id>`.
+    fn describe_asset_model(
         &self,
-        operation: Operation,
-        call: impl Future<Output = SiteWiseResult<T>> + Send,
-    ) -> impl Future<Output = SiteWiseResult<T>> + Send;
-}
+        model_id: &str,
+    ) -> impl Future<Output = SiteWiseResult<ModelDescription>> + Send;
 
-impl<D: Decorate> SiteWise for D {
-    async fn describe_asset(&self, asset_id: &str) -> SiteWiseResult<AssetDescription> {
-        let call = self.inner().describe_asset(asset_id);
-        self.around(Operation::DescribeAsset, call).await
-    }
-
-    async fn list_associated_assets(
+    /// `CreateAssetModel` with a caller-chosen model ID.
+    fn create_asset_model(
         &self,
-        asset_id: &str,
-        direction: Direction,
-        hierarchy_id: Option<&str>,
-    ) -> SiteWiseResult<Vec<AssociatedAsset>> {
-        let call = self
-            .inner()
-            .list_associated_assets(asset_id, direction, hierarchy_id);
-        self.around(Operation::ListAssociatedAssets, call).await
-    }
-
-    async fn disassociate_assets(
-        &self,
-        parent_id: &str,
-        hierarchy_id: &str,
-        child_id: &str,
+        model: &NewModel,
         client_token: &str,
-    ) -> SiteWiseResult<()> {
-        let call =
-            self.inner()
-                .disassociate_assets(parent_id, hierarchy_id, child_id, client_token);
-        self.around(Operation::DisassociateAssets, call).await
-    }
+    ) -> impl Future<Output = SiteWiseResult<CreatedAsset>> + Send;
 
-    async fn delete_asset(&self, asset_id: &str, client_token: &str) -> SiteWiseResult<AssetState> {
-        let call = self.inner().delete_asset(asset_id, client_token);
-        self.around(Operation::DeleteAsset, call).await
-    }
-
-    async fn create_asset(
+    /// `UpdateAssetModel` of the version whose ETag is `if_match`; returns the state SiteWise
+    /// reports (normally UPDATING or PROPAGATING).
+    fn update_asset_model(
         &self,
-        asset: &NewAsset,
+        model_id: &str,
+        definition: &ModelDefinition,
+        if_match: &str,
         client_token: &str,
-    ) -> SiteWiseResult<CreatedAsset> {
-        let call = self.inner().create_asset(asset, client_token);
-        self.around(Operation::CreateAsset, call).await
-    }
+    ) -> impl Future<Output = SiteWiseResult<AssetState>> + Send;
 
-    async fn update_asset(
+    /// `DeleteAssetModel`, of the version whose ETag is `if_match` when given.
+    fn delete_asset_model(
         &self,
-        asset_id: &str,
-        update: &AssetUpdate,
+        model_id: &str,
+        if_match: Option<&str>,
         client_token: &str,
-    ) -> SiteWiseResult<AssetState> {
-        let call = self.inner().update_asset(asset_id, update, client_token);
-        self.around(Operation::UpdateAsset, call).await
-    }
+    ) -> impl Future<Output = SiteWiseResult<AssetState>> + Send;
 
-    async fn update_asset_property(
+    /// Every page of `ListAssets` for the assets of one model.
+    fn list_assets_of_model(
         &self,
-        asset_id: &str,
-        property_id: &str,
-        settings: &PropertySettings,
-        client_token: &str,
-    ) -> SiteWiseResult<()> {
-        let call =
-            self.inner()
-                .update_asset_property(asset_id, property_id, settings, client_token);
-        self.around(Operation::UpdateAssetProperty, call).await
-    }
-
-    async fn associate_assets(
-        &self,
-        parent_id: &str,
-        hierarchy_id: &str,
-        child_id: &str,
-        client_token: &str,
-    ) -> SiteWiseResult<()> {
-        let call = self
-            .inner()
-            .associate_assets(parent_id, hierarchy_id, child_id, client_token);
-        self.around(Operation::AssociateAssets, call).await
-    }
-
-    async fn list_tags(&self, arn: &str) -> SiteWiseResult<BTreeMap<String, String>> {
-        let call = self.inner().list_tags(arn);
-        self.around(Operation::ListTagsForResource, call).await
-    }
-
-    async fn tag_resource(&self, arn: &str, tags: &BTreeMap<String, String>) -> SiteWiseResult<()> {
-        let call = self.inner().tag_resource(arn, tags);
-        self.around(Operation::TagResource, call).await
-    }
-
-    async fn untag_resource(&self, arn: &str, keys: &[String]) -> SiteWiseResult<()> {
-        let call = self.inner().untag_resource(arn, keys);
-        self.around(Operation::UntagResource, call).await
-    }
+        model_id: &str,
+    ) -> impl Future<Output = SiteWiseResult<Vec<AssetSummary>>> + Send;
 }

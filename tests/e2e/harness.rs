@@ -43,7 +43,7 @@ impl Env {
         );
         plane
             .install_crds(&std::fs::read_to_string(
-                repo().join("crds/sitewiseasset.yaml"),
+                repo().join("crds/sitewise-crds.yaml"),
             )?)
             .await?;
         let env_kubeconfig = plane.kubeconfig.clone();

@@ -24,6 +24,7 @@ use crate::validate;
 
 mod assets;
 mod links;
+mod model_update;
 mod models;
 mod properties;
 mod tags;

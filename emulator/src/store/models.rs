@@ -1,4 +1,5 @@
-//! Asset model operations: CreateAssetModel, DescribeAssetModel, DeleteAssetModel.
+//! Asset model operations: CreateAssetModel, DescribeAssetModel, DeleteAssetModel (and the
+//! hierarchy definitions UpdateAssetModel shares, in `model_update`).
 
 use serde_json::{Value, json};
 
@@ -53,63 +54,7 @@ impl Store {
                 &existing.arn,
             ));
         }
-        let mut hierarchies: Vec<Hierarchy> = Vec::new();
-        if let Some(list) = body.get("assetModelHierarchies").filter(|v| !v.is_null()) {
-            let list = list.as_array().ok_or_else(|| {
-                ApiError::validation(
-                    "assetModelHierarchies",
-                    &list.to_string(),
-                    "Member must be a list",
-                )
-            })?;
-            for (i, h) in list.iter().enumerate() {
-                let field = |f: &str| format!("assetModelHierarchies.{}.member.{f}", i + 1);
-                let h_name = validate::req_str(h, "name")
-                    .map_err(|_| ApiError::invalid(format!("{} is required", field("name"))))?;
-                validate::name(&field("name"), h_name)?;
-                let child_ref = validate::req_str(h, "childAssetModelId").map_err(|_| {
-                    ApiError::invalid(format!("{} is required", field("childAssetModelId")))
-                })?;
-                validate::custom_id(&field("childAssetModelId"), child_ref)?;
-                let child = self.model(child_ref)?;
-                if child.state != "ACTIVE" {
-                    return Err(rules::busy(
-                        "asset model",
-                        &child.id,
-                        &child.arn,
-                        &child.state,
-                    ));
-                }
-                let child_id = child.id.clone();
-                let h_id = match validate::opt_str(h, "id")? {
-                    Some(id) => {
-                        validate::id(&field("id"), id)?;
-                        id.to_string()
-                    }
-                    None => uuid::Uuid::new_v4().to_string(),
-                };
-                let h_ext = validate::opt_str(h, "externalId")?;
-                if let Some(ext) = h_ext {
-                    validate::external_id(&field("externalId"), ext)?;
-                }
-                if hierarchies.iter().any(|o| o.name == h_name || o.id == h_id)
-                    || h_ext.is_some()
-                        && hierarchies
-                            .iter()
-                            .any(|o| o.external_id.as_deref() == h_ext)
-                {
-                    return Err(ApiError::invalid(format!(
-                        "Hierarchy {h_name} duplicates the name, id or externalId of another hierarchy"
-                    )));
-                }
-                hierarchies.push(Hierarchy {
-                    id: h_id,
-                    external_id: h_ext.map(str::to_string),
-                    name: h_name.to_string(),
-                    child_asset_model_id: child_id,
-                });
-            }
-        }
+        let hierarchies = self.hierarchy_definitions(body.get("assetModelHierarchies"), None)?;
         let properties = Self::property_definitions(body.get("assetModelProperties"))?;
         let id = own_id
             .map(str::to_string)
@@ -140,6 +85,82 @@ impl Store {
             "assetModelArn": arn,
             "assetModelStatus": {"state": "CREATING"}
         })))
+    }
+
+    /// Validates `assetModelHierarchies`. For an update, `existing` holds the model's
+    /// hierarchies: an `id` sent must be one of them (it keeps that hierarchy and its links).
+    pub(super) fn hierarchy_definitions(
+        &self,
+        list: Option<&Value>,
+        existing: Option<&[Hierarchy]>,
+    ) -> ApiResult<Vec<Hierarchy>> {
+        let mut hierarchies: Vec<Hierarchy> = Vec::new();
+        let Some(list) = list.filter(|v| !v.is_null()) else {
+            return Ok(hierarchies);
+        };
+        let list = list.as_array().ok_or_else(|| {
+            ApiError::validation(
+                "assetModelHierarchies",
+                &list.to_string(),
+                "Member must be a list",
+            )
+        })?;
+        for (i, h) in list.iter().enumerate() {
+            let field = |f: &str| format!("assetModelHierarchies.{}.member.{f}", i + 1);
+            let h_name = validate::req_str(h, "name")
+                .map_err(|_| ApiError::invalid(format!("{} is required", field("name"))))?;
+            validate::name(&field("name"), h_name)?;
+            let child_ref = validate::req_str(h, "childAssetModelId").map_err(|_| {
+                ApiError::invalid(format!("{} is required", field("childAssetModelId")))
+            })?;
+            validate::custom_id(&field("childAssetModelId"), child_ref)?;
+            let child = self.model(child_ref)?;
+            // "The child model must be ACTIVE or have a previous ACTIVE version": a model
+            // being updated qualifies, one never ACTIVE yet or on its way out does not.
+            if matches!(child.state.as_str(), "CREATING" | "DELETING") {
+                return Err(rules::busy(
+                    "asset model",
+                    &child.id,
+                    &child.arn,
+                    &child.state,
+                ));
+            }
+            let child_id = child.id.clone();
+            let h_id = match validate::opt_str(h, "id")? {
+                Some(id) => {
+                    validate::id(&field("id"), id)?;
+                    if existing.is_some_and(|e| !e.iter().any(|o| o.id == id)) {
+                        return Err(ApiError::invalid(format!(
+                            "{} {id} is not a hierarchy of this asset model; omit id to add a hierarchy",
+                            field("id")
+                        )));
+                    }
+                    id.to_string()
+                }
+                None => uuid::Uuid::new_v4().to_string(),
+            };
+            let h_ext = validate::opt_str(h, "externalId")?;
+            if let Some(ext) = h_ext {
+                validate::external_id(&field("externalId"), ext)?;
+            }
+            if hierarchies.iter().any(|o| o.name == h_name || o.id == h_id)
+                || h_ext.is_some()
+                    && hierarchies
+                        .iter()
+                        .any(|o| o.external_id.as_deref() == h_ext)
+            {
+                return Err(ApiError::invalid(format!(
+                    "Hierarchy {h_name} duplicates the name, id or externalId of another hierarchy"
+                )));
+            }
+            hierarchies.push(Hierarchy {
+                id: h_id,
+                external_id: h_ext.map(str::to_string),
+                name: h_name.to_string(),
+                child_asset_model_id: child_id,
+            });
+        }
+        Ok(hierarchies)
     }
 
     pub fn describe_asset_model(&self, reference: &str, version: Option<&str>) -> ApiResult<Reply> {
@@ -222,7 +243,7 @@ impl Store {
 
 /// A stable 43-character ETag (`^[\w-]{43}$`) of a model's current version (its ID and last
 /// update time): it changes with every update.
-fn etag_of(m: &Model) -> String {
+pub(super) fn etag_of(m: &Model) -> String {
     let digest = uuid::Uuid::new_v5(
         &uuid::Uuid::NAMESPACE_OID,
         format!("{}{}", m.id, m.updated).as_bytes(),

@@ -10,7 +10,7 @@ use super::super::cleanup::ensure_leader;
 use super::super::plan::apply::{self as plan, Identity, Lookup};
 use super::super::status::{Events, StatusWriter};
 use super::not_ready;
-use crate::crd::{Mode, Ownership, SiteWiseAsset};
+use crate::crd::{Mode, ModelSource, Ownership, SiteWiseAsset};
 use crate::error::{Error, Result};
 use crate::sitewise::{AssetDescription, ErrorKind, NewAsset, SiteWise};
 use crate::token;
@@ -33,7 +33,7 @@ pub(super) async fn resolve<S: SiteWise>(
             status,
             events,
             "InvalidSpec",
-            "set exactly one of spec.assetId or spec.assetModelId".into(),
+            "set exactly one of spec.assetId, spec.assetModelId or spec.assetModelRef".into(),
             true,
         )
         .await?;
@@ -136,6 +136,41 @@ async fn lookup<S: SiteWise>(
     }
 }
 
+/// The model to create the asset from: the declared reference, or the ID of the named
+/// `SiteWiseAssetModel` once it is Ready (else the reason and message of the wait).
+fn model_of<S>(
+    obj: &SiteWiseAsset,
+    ctx: &Context<S>,
+    source: ModelSource<'_>,
+) -> std::result::Result<String, (&'static str, String)> {
+    let name = match source {
+        ModelSource::Id(reference) => return Ok(reference.to_string()),
+        ModelSource::Resource(name) => name,
+    };
+    let namespace = kube::ResourceExt::namespace(obj).unwrap_or_default();
+    let Some(model) = ctx.resources.model(&namespace, name) else {
+        return Err((
+            "WaitingForModel",
+            format!(
+                "SiteWiseAssetModel {name} does not exist in namespace {namespace}; the asset is created once it does and is Ready"
+            ),
+        ));
+    };
+    if model.metadata.deletion_timestamp.is_some() {
+        return Err((
+            "WaitingForModel",
+            format!("SiteWiseAssetModel {name} is being deleted; no asset is created from it"),
+        ));
+    }
+    match model.model_id() {
+        Some(id) if model.is_ready() => Ok(id.to_string()),
+        _ => Err((
+            "WaitingForModel",
+            format!("SiteWiseAssetModel {name} is not Ready yet; the asset is created once it is"),
+        )),
+    }
+}
+
 /// CreateAsset with the derived asset ID and token, the declared fields and the claim tags.
 /// The UUID is recorded only after SiteWise accepted the call: a restart before that finds the
 /// asset by its derived ID.
@@ -147,9 +182,17 @@ async fn create<S: SiteWise>(
     uid: &str,
     mode: Mode<'_>,
 ) -> Result<Resolved> {
-    let Mode::Create { model } = mode else {
+    let Mode::Create { model: source } = mode else {
         return Ok(Resolved::Stop(ctx.settings.resync));
     };
+    let model = match model_of(obj, ctx, source) {
+        Ok(model) => model,
+        Err((reason, message)) => {
+            not_ready(status, events, reason, message, false).await?;
+            return Ok(Resolved::Stop(ctx.settings.poll_interval));
+        }
+    };
+    let model = model.as_str();
     let asset_id = token::created_asset_id(uid);
     let mut tags = obj.spec.tags.clone();
     tags.extend(claim::claim_tags(&ctx.cluster_id, obj));

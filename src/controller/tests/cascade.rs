@@ -37,11 +37,8 @@ fn deletes_of(fake: &FakeSiteWise, id: &str) -> usize {
 #[tokio::test]
 async fn unmanaged_descendants_go_depth_first_and_an_owned_one_stays() {
     let mut run = Run::new(plant(), cascading_plant());
-    let cache = Arc::new(MemoryResources(std::sync::Mutex::new(vec![owner(
-        "machine-2",
-        "m2-uid",
-        M2,
-    )])));
+    let cache = Arc::new(MemoryResources::default());
+    cache.upsert(&owner("machine-2", "m2-uid", M2));
     run.ctx.resources = cache;
     run.until_released(30).await;
     for gone in [PLANT, LINE, OTHER_LINE, M1, CELL] {

@@ -6,15 +6,16 @@ use std::collections::BTreeMap;
 
 use super::{Call, FakeAsset, FakeSiteWise, State, arn_of, not_found};
 use crate::sitewise::{
-    AssetDescription, AssetState, AssetUpdate, AssociatedAsset, CreatedAsset, Direction, ErrorKind,
-    NewAsset, Operation, PropertySettings, SiteWise, SiteWiseError, SiteWiseResult,
+    AssetDescription, AssetState, AssetSummary, AssetUpdate, AssociatedAsset, CreatedAsset,
+    Direction, ErrorKind, ModelDefinition, ModelDescription, NewAsset, NewModel, Operation,
+    PropertySettings, SiteWise, SiteWiseError, SiteWiseResult,
 };
 
 impl State {
     /// Runs a mutating call: scripted failures, the call, the journal entry (effective when it
     /// changed state), and a lost answer when one is scripted. `run` answers
     /// `(changed state, value)`.
-    fn mutate<T>(
+    pub(super) fn mutate<T>(
         &mut self,
         call: Call,
         run: impl FnOnce(&mut State) -> SiteWiseResult<(bool, T)>,
@@ -37,7 +38,7 @@ impl State {
     }
 
     /// The replay check and the remembering of a token around a state change.
-    fn idempotent<T>(
+    pub(super) fn idempotent<T>(
         &mut self,
         op: Operation,
         token: &str,
@@ -62,10 +63,19 @@ impl State {
         Ok(())
     }
 
-    fn asset_by_arn(&mut self, op: Operation, arn: &str) -> SiteWiseResult<&mut FakeAsset> {
-        self.assets
-            .values_mut()
-            .find(|a| a.description.arn == arn)
+    /// The tags of the asset or model with `arn`.
+    fn tags_by_arn(
+        &mut self,
+        op: Operation,
+        arn: &str,
+    ) -> SiteWiseResult<&mut BTreeMap<String, String>> {
+        if let Some(asset) = self.assets.values_mut().find(|a| a.description.arn == arn) {
+            return Ok(&mut asset.tags);
+        }
+        self.models
+            .iter_mut()
+            .find(|(id, _)| super::models::model_arn(id) == arn)
+            .map(|(_, m)| &mut m.tags)
             .ok_or_else(|| not_found(op, &format!("Resource {arn}")))
     }
 }
@@ -404,14 +414,13 @@ impl SiteWise for FakeSiteWise {
         if let Some(err) = st.scripted_failure(op, arn) {
             return Err(err);
         }
-        Ok(st.asset_by_arn(op, arn)?.tags.clone())
+        Ok(st.tags_by_arn(op, arn)?.clone())
     }
 
     async fn tag_resource(&self, arn: &str, tags: &BTreeMap<String, String>) -> SiteWiseResult<()> {
         let op = Operation::TagResource;
         self.lock().mutate(call(op, arn, None, None), |st| {
-            let asset = st.asset_by_arn(op, arn)?;
-            asset.tags.extend(tags.clone());
+            st.tags_by_arn(op, arn)?.extend(tags.clone());
             Ok((true, ()))
         })
     }
@@ -419,11 +428,47 @@ impl SiteWise for FakeSiteWise {
     async fn untag_resource(&self, arn: &str, keys: &[String]) -> SiteWiseResult<()> {
         let op = Operation::UntagResource;
         self.lock().mutate(call(op, arn, None, None), |st| {
-            let asset = st.asset_by_arn(op, arn)?;
+            let have = st.tags_by_arn(op, arn)?;
             for key in keys {
-                asset.tags.remove(key);
+                have.remove(key);
             }
             Ok((true, ()))
         })
+    }
+
+    async fn describe_asset_model(&self, model_id: &str) -> SiteWiseResult<ModelDescription> {
+        self.lock().describe_model(model_id)
+    }
+
+    async fn create_asset_model(
+        &self,
+        model: &NewModel,
+        client_token: &str,
+    ) -> SiteWiseResult<CreatedAsset> {
+        self.lock().create_model(model, client_token)
+    }
+
+    async fn update_asset_model(
+        &self,
+        model_id: &str,
+        definition: &ModelDefinition,
+        if_match: &str,
+        client_token: &str,
+    ) -> SiteWiseResult<AssetState> {
+        self.lock()
+            .update_model(model_id, definition, if_match, client_token)
+    }
+
+    async fn delete_asset_model(
+        &self,
+        model_id: &str,
+        if_match: Option<&str>,
+        client_token: &str,
+    ) -> SiteWiseResult<AssetState> {
+        self.lock().delete_model(model_id, if_match, client_token)
+    }
+
+    async fn list_assets_of_model(&self, model_id: &str) -> SiteWiseResult<Vec<AssetSummary>> {
+        self.lock().assets_of_model(model_id)
     }
 }

@@ -5,6 +5,7 @@
 //! and end-to-end tests agree on what SiteWise does.
 
 mod calls;
+mod models;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,12 +37,18 @@ struct FakeAsset {
     tags: BTreeMap<String, String>,
 }
 
-/// A model: the hierarchies and properties its assets get.
+/// A model: the hierarchies and properties its assets get; for models made through
+/// CreateAssetModel, also their definition, state and version (the ETag).
 #[derive(Clone, Debug, Default)]
 struct FakeModel {
     external_id: Option<String>,
     hierarchies: Vec<Hierarchy>,
     properties: Vec<Property>,
+    definition: super::ModelDefinition,
+    state: AssetState,
+    polls_left: Option<u32>,
+    version: u64,
+    tags: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -95,6 +102,7 @@ impl FakeSiteWise {
         properties: &[(&str, &str)],
     ) {
         let model = FakeModel {
+            state: AssetState::Active,
             external_id: external_id.map(str::to_string),
             hierarchies: hierarchies
                 .iter()
@@ -113,6 +121,7 @@ impl FakeSiteWise {
                     ..Property::default()
                 })
                 .collect(),
+            ..FakeModel::default()
         };
         self.lock().models.insert(id.to_string(), model);
     }
@@ -222,6 +231,7 @@ impl FakeSiteWise {
             ErrorKind::AlreadyExists => "ResourceAlreadyExistsException",
             ErrorKind::Unavailable => "InternalFailureException",
             ErrorKind::InvalidRequest => "InvalidRequestException",
+            ErrorKind::PreconditionFailed => "PreconditionFailedException",
             ErrorKind::Permanent => "AccessDeniedException",
         };
         let err = SiteWiseError::new(operation, kind, code, "scripted failure");
@@ -255,6 +265,34 @@ impl FakeSiteWise {
 
     pub fn links(&self) -> Vec<(String, String, String)> {
         self.lock().links.clone()
+    }
+
+    /// Whether the model exists (in any state).
+    pub fn model_exists(&self, id: &str) -> bool {
+        self.lock().models.contains_key(id)
+    }
+
+    /// Changes a model out of band (as a person in the console would): a new version, so a
+    /// new ETag.
+    pub fn edit_model(&self, id: &str, edit: impl FnOnce(&mut super::ModelDefinition)) {
+        if let Some(model) = self.lock().models.get_mut(id) {
+            edit(&mut model.definition);
+            model.version += 1;
+        }
+    }
+
+    /// The tags a model was created with.
+    pub fn model_tags(&self, id: &str) -> BTreeMap<String, String> {
+        self.lock()
+            .models
+            .get(id)
+            .map(|m| m.tags.clone())
+            .unwrap_or_default()
+    }
+
+    /// The model's definition as the fake holds it.
+    pub fn model_definition(&self, id: &str) -> Option<super::ModelDefinition> {
+        self.lock().models.get(id).map(|m| m.definition.clone())
     }
 
     pub fn journal(&self) -> Vec<Call> {

@@ -2,6 +2,8 @@
 //! the standard AWS credential chain, the endpoint override (with the SDK's `api.` host prefix
 //! removed), the SDK retry/timeout settings, and the mapping of SDK errors to [`ErrorKind`]s.
 
+mod models;
+
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
@@ -25,9 +27,9 @@ use std::collections::BTreeMap;
 use aws_sdk_iotsitewise::types::PropertyNotificationState;
 
 use super::{
-    AssetDescription, AssetState, AssetUpdate, AssociatedAsset, CreatedAsset, Direction, ErrorKind,
-    Hierarchy, NewAsset, Operation, Property, PropertySettings, SiteWise, SiteWiseError,
-    SiteWiseResult,
+    AssetDescription, AssetState, AssetSummary, AssetUpdate, AssociatedAsset, CreatedAsset,
+    Direction, ErrorKind, Hierarchy, ModelDefinition, ModelDescription, NewAsset, NewModel,
+    Operation, Property, PropertySettings, SiteWise, SiteWiseError, SiteWiseResult,
 };
 
 /// How the SDK client is built.
@@ -542,6 +544,41 @@ impl SiteWise for AwsSiteWise {
             .await
             .map_err(|e| classify(Operation::UntagResource, e))?;
         Ok(())
+    }
+
+    async fn describe_asset_model(&self, model_id: &str) -> SiteWiseResult<ModelDescription> {
+        models::describe(&self.client, model_id).await
+    }
+
+    async fn create_asset_model(
+        &self,
+        model: &NewModel,
+        client_token: &str,
+    ) -> SiteWiseResult<CreatedAsset> {
+        models::create(&self.client, model, client_token).await
+    }
+
+    async fn update_asset_model(
+        &self,
+        model_id: &str,
+        definition: &ModelDefinition,
+        if_match: &str,
+        client_token: &str,
+    ) -> SiteWiseResult<AssetState> {
+        models::update(&self.client, model_id, definition, if_match, client_token).await
+    }
+
+    async fn delete_asset_model(
+        &self,
+        model_id: &str,
+        if_match: Option<&str>,
+        client_token: &str,
+    ) -> SiteWiseResult<AssetState> {
+        models::delete(&self.client, model_id, if_match, client_token).await
+    }
+
+    async fn list_assets_of_model(&self, model_id: &str) -> SiteWiseResult<Vec<AssetSummary>> {
+        models::list_assets(&self.client, model_id).await
     }
 }
 

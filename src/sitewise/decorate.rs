@@ -1,0 +1,163 @@
+//! [`Decorate`]: wrappers around a [`SiteWise`] (rate limits, counters) get every call
+//! forwarded through their own step, written once here.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use super::*;
+
+/// A wrapper around another [`SiteWise`] that runs its own step around every call (a rate
+/// limit, a counter). Implementing it gives the wrapper every SiteWise call, forwarded.
+pub trait Decorate: Send + Sync + 'static {
+    type Inner: SiteWise;
+
+    fn inner(&self) -> &Self::Inner;
+
+    /// Runs `call` (the wrapped implementation's answer to `operation`) with the wrapper's step.
+    fn around<T: Send>(
+        &self,
+        operation: Operation,
+        call: impl Future<Output = SiteWiseResult<T>> + Send,
+    ) -> impl Future<Output = SiteWiseResult<T>> + Send;
+}
+
+impl<D: Decorate> SiteWise for D {
+    async fn describe_asset(&self, asset_id: &str) -> SiteWiseResult<AssetDescription> {
+        let call = self.inner().describe_asset(asset_id);
+        self.around(Operation::DescribeAsset, call).await
+    }
+
+    async fn list_associated_assets(
+        &self,
+        asset_id: &str,
+        direction: Direction,
+        hierarchy_id: Option<&str>,
+    ) -> SiteWiseResult<Vec<AssociatedAsset>> {
+        let call = self
+            .inner()
+            .list_associated_assets(asset_id, direction, hierarchy_id);
+        self.around(Operation::ListAssociatedAssets, call).await
+    }
+
+    async fn disassociate_assets(
+        &self,
+        parent_id: &str,
+        hierarchy_id: &str,
+        child_id: &str,
+        client_token: &str,
+    ) -> SiteWiseResult<()> {
+        let call =
+            self.inner()
+                .disassociate_assets(parent_id, hierarchy_id, child_id, client_token);
+        self.around(Operation::DisassociateAssets, call).await
+    }
+
+    async fn delete_asset(&self, asset_id: &str, client_token: &str) -> SiteWiseResult<AssetState> {
+        let call = self.inner().delete_asset(asset_id, client_token);
+        self.around(Operation::DeleteAsset, call).await
+    }
+
+    async fn create_asset(
+        &self,
+        asset: &NewAsset,
+        client_token: &str,
+    ) -> SiteWiseResult<CreatedAsset> {
+        let call = self.inner().create_asset(asset, client_token);
+        self.around(Operation::CreateAsset, call).await
+    }
+
+    async fn update_asset(
+        &self,
+        asset_id: &str,
+        update: &AssetUpdate,
+        client_token: &str,
+    ) -> SiteWiseResult<AssetState> {
+        let call = self.inner().update_asset(asset_id, update, client_token);
+        self.around(Operation::UpdateAsset, call).await
+    }
+
+    async fn update_asset_property(
+        &self,
+        asset_id: &str,
+        property_id: &str,
+        settings: &PropertySettings,
+        client_token: &str,
+    ) -> SiteWiseResult<()> {
+        let call =
+            self.inner()
+                .update_asset_property(asset_id, property_id, settings, client_token);
+        self.around(Operation::UpdateAssetProperty, call).await
+    }
+
+    async fn associate_assets(
+        &self,
+        parent_id: &str,
+        hierarchy_id: &str,
+        child_id: &str,
+        client_token: &str,
+    ) -> SiteWiseResult<()> {
+        let call = self
+            .inner()
+            .associate_assets(parent_id, hierarchy_id, child_id, client_token);
+        self.around(Operation::AssociateAssets, call).await
+    }
+
+    async fn list_tags(&self, arn: &str) -> SiteWiseResult<BTreeMap<String, String>> {
+        let call = self.inner().list_tags(arn);
+        self.around(Operation::ListTagsForResource, call).await
+    }
+
+    async fn tag_resource(&self, arn: &str, tags: &BTreeMap<String, String>) -> SiteWiseResult<()> {
+        let call = self.inner().tag_resource(arn, tags);
+        self.around(Operation::TagResource, call).await
+    }
+
+    async fn untag_resource(&self, arn: &str, keys: &[String]) -> SiteWiseResult<()> {
+        let call = self.inner().untag_resource(arn, keys);
+        self.around(Operation::UntagResource, call).await
+    }
+
+    async fn describe_asset_model(&self, model_id: &str) -> SiteWiseResult<ModelDescription> {
+        let call = self.inner().describe_asset_model(model_id);
+        self.around(Operation::DescribeAssetModel, call).await
+    }
+
+    async fn create_asset_model(
+        &self,
+        model: &NewModel,
+        client_token: &str,
+    ) -> SiteWiseResult<CreatedAsset> {
+        let call = self.inner().create_asset_model(model, client_token);
+        self.around(Operation::CreateAssetModel, call).await
+    }
+
+    async fn update_asset_model(
+        &self,
+        model_id: &str,
+        definition: &ModelDefinition,
+        if_match: &str,
+        client_token: &str,
+    ) -> SiteWiseResult<AssetState> {
+        let call = self
+            .inner()
+            .update_asset_model(model_id, definition, if_match, client_token);
+        self.around(Operation::UpdateAssetModel, call).await
+    }
+
+    async fn delete_asset_model(
+        &self,
+        model_id: &str,
+        if_match: Option<&str>,
+        client_token: &str,
+    ) -> SiteWiseResult<AssetState> {
+        let call = self
+            .inner()
+            .delete_asset_model(model_id, if_match, client_token);
+        self.around(Operation::DeleteAssetModel, call).await
+    }
+
+    async fn list_assets_of_model(&self, model_id: &str) -> SiteWiseResult<Vec<AssetSummary>> {
+        let call = self.inner().list_assets_of_model(model_id);
+        self.around(Operation::ListAssets, call).await
+    }
+}
