@@ -422,6 +422,10 @@ fn log_outcome<K: kube::Resource, E: std::fmt::Display>(
         Err(controller::Error::ReconcilerFailed(err, obj)) => {
             tracing::debug!(name = %obj.name, error = %err, "reconcile will be retried")
         }
+        // A requeue scheduled before the object went away: nothing is wrong.
+        Err(controller::Error::ObjectNotFound(obj)) => {
+            tracing::debug!(name = %obj.name, "gone before its requeue")
+        }
         Err(err) => tracing::warn!(error = %err, "controller error"),
     }
 }

@@ -8,6 +8,7 @@
 mod cases;
 mod hardening;
 mod harness;
+mod models;
 mod ownership;
 mod plan;
 mod protection;
@@ -65,6 +66,8 @@ fn main() {
         case!(protection::cascade_deletes_the_unmanaged_subtree),
         case!(plan::plan_shows_what_a_deletion_would_do),
         case!(plan::plan_matches_the_deletion_that_follows),
+        case!(models::plant_from_models_applied_in_any_order_then_pruned),
+        case!(models::model_changes_and_bad_hierarchies),
     ];
     let selected = cases
         .iter()

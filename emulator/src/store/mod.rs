@@ -364,7 +364,7 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(format!("Asset {reference} does not exist")))
     }
 
-    fn find_model(&self, reference: &str) -> Option<&Model> {
+    pub fn find_model(&self, reference: &str) -> Option<&Model> {
         match reference.strip_prefix("externalId:") {
             Some(ext) => self
                 .models

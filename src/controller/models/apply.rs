@@ -134,8 +134,9 @@ async fn child_models<S: SiteWise>(
                 ),
                 Err(e) => return Err(e.into()),
             },
+            // Not a warning: applying a directory creates resources in any order.
             Child::Missing(name) => (
-                "ChildModelNotFound",
+                "WaitingForChildModel",
                 format!(
                     "Hierarchy {} names SiteWiseAssetModel {name}, which does not exist in namespace {namespace}; create it or fix spec.hierarchies",
                     h.name

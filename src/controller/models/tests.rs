@@ -210,7 +210,12 @@ async fn missing_children_and_cycles_are_conditions_not_calls() {
     }];
     let mut run = Run::new(obj);
     run.reconcile(false).await.expect("waits");
-    assert_eq!(run.ready_reason(), "ChildModelNotFound");
+    assert_eq!(run.ready_reason(), "WaitingForChildModel");
+    assert!(
+        run.events.is_empty(),
+        "a wait, not a warning: {:?}",
+        run.events
+    );
     assert!(run.fake.journal().is_empty(), "no SiteWise call");
     let mut part = resource();
     part.metadata.name = Some("part".into());

@@ -138,9 +138,13 @@ pub async fn create(
         .asset_model_name(&d.name)
         .set_asset_model_description(d.description.clone())
         .set_asset_model_external_id(d.external_id.clone())
-        .set_asset_model_properties(Some(properties))
-        .set_asset_model_hierarchies(Some(hierarchies))
-        .set_tags(Some(model.tags.clone().into_iter().collect()))
+        // Empty lists and maps are left out: SiteWise refuses an empty `tags` map (1 to 50).
+        .set_asset_model_properties(Some(properties).filter(|p| !p.is_empty()))
+        .set_asset_model_hierarchies(Some(hierarchies).filter(|h| !h.is_empty()))
+        .set_tags(
+            Some(model.tags.clone().into_iter().collect())
+                .filter(|t: &std::collections::HashMap<_, _>| !t.is_empty()),
+        )
         .client_token(client_token)
         .send()
         .await
