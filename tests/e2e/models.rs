@@ -101,7 +101,11 @@ pub async fn plant_from_models_applied_in_any_order_then_pruned(env: &Env) -> an
     ensure!(model_of.len() == 7, "{model_of:?}");
     for a in assets.list(&ListParams::default()).await?.items {
         let wanted = &a.spec.asset_model_ref.as_ref().context("ref")?.name;
-        let id = a.status.clone().and_then(|s| s.asset_id).context("asset id")?;
+        let id = a
+            .status
+            .clone()
+            .and_then(|s| s.asset_id)
+            .context("asset id")?;
         ensure!(
             model_of.get(&id) == model_ids.get(wanted),
             "{} of {wanted}",

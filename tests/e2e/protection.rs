@@ -95,6 +95,27 @@ pub async fn deletion_protection_is_enforced_by_the_api_server(env: &Env) -> any
             .as_array()
             .is_some_and(|assets| assets.iter().all(|a| a["id"] != *id))
     );
+
+    // A protected model resource is refused the same way.
+    let model = format!(
+        "apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAssetModel\n\
+         metadata: {{name: press, namespace: {ns}, annotations: {{sitewise.operator.dev/deletion-protection: \"true\"}}}}\n\
+         spec: {{}}\n"
+    );
+    kubectl_output(&env.plane.kubeconfig, &["apply", "-f", "-"], Some(&model))?;
+    let refused = kubectl_output(
+        &env.plane.kubeconfig,
+        &["delete", "sitewiseassetmodel", "press", "-n", &ns],
+        None,
+    )?;
+    let message = String::from_utf8_lossy(&refused.stderr).into_owned();
+    ensure!(
+        !refused.status.success()
+            && message.contains(&format!(
+                "kubectl annotate sitewiseassetmodel press -n {ns} sitewise.operator.dev/deletion-protection-"
+            )),
+        "{message}"
+    );
     Ok(())
 }
 
