@@ -204,10 +204,7 @@ async fn delete_asset_model(
     headers: axum::http::HeaderMap,
 ) -> Response {
     let call = delete_call(&id, q);
-    let if_match = headers
-        .get("If-Match")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let if_match = if_match(&headers);
     serve(&store, Op::DeleteAssetModel, call, move |s| {
         s.delete_asset_model(&id, if_match.as_deref())
     })
@@ -221,20 +218,30 @@ async fn update_asset_model(
     bytes: Bytes,
 ) -> Response {
     let body = json_body(&bytes);
-    let call = Call {
-        target: Some(id.clone()),
-        child: None,
-        client_token: body_token(&body),
-        fingerprint: fingerprint(&id, &body),
-    };
-    let if_match = headers
-        .get("If-Match")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let call = update_call(&id, &body);
+    let if_match = if_match(&headers);
     serve(&store, Op::UpdateAssetModel, call, move |s| {
         s.update_asset_model(&id, &body?, if_match.as_deref())
     })
     .await
+}
+
+/// The journal entry of an update of `id` whose body carries the clientToken.
+fn update_call(id: &str, body: &ApiResult<Value>) -> Call {
+    Call {
+        target: Some(id.to_string()),
+        child: None,
+        client_token: body_token(body),
+        fingerprint: fingerprint(id, body),
+    }
+}
+
+/// The `If-Match` header (an ETag), when sent.
+fn if_match(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get("If-Match")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 async fn create_asset(State(store): State<Shared>, bytes: Bytes) -> Response {
@@ -292,12 +299,7 @@ async fn update_asset(
     bytes: Bytes,
 ) -> Response {
     let body = json_body(&bytes);
-    let call = Call {
-        target: Some(id.clone()),
-        child: None,
-        client_token: body_token(&body),
-        fingerprint: fingerprint(&id, &body),
-    };
+    let call = update_call(&id, &body);
     serve(&store, Op::UpdateAsset, call, move |s| {
         s.update_asset(&id, &body?)
     })

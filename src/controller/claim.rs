@@ -55,23 +55,24 @@ pub struct MemoryResources(
 impl MemoryResources {
     /// Puts `obj` in the cache in place of the object with the same UID.
     pub fn upsert(&self, obj: &SiteWiseAsset) {
-        let mut objs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        objs.retain(|o| o.metadata.uid != obj.metadata.uid);
-        objs.push(obj.clone());
+        upsert_into(&self.0, obj)
     }
 
     /// Puts model `obj` in the cache in place of the object with the same UID.
     pub fn upsert_model(&self, obj: &SiteWiseAssetModel) {
-        let mut objs = self.1.lock().unwrap_or_else(|e| e.into_inner());
-        objs.retain(|o| o.metadata.uid != obj.metadata.uid);
-        objs.push(obj.clone());
+        upsert_into(&self.1, obj)
     }
+}
 
-    /// Removes model `name` from the cache.
-    pub fn remove_model(&self, name: &str) {
-        let mut objs = self.1.lock().unwrap_or_else(|e| e.into_inner());
-        objs.retain(|o| o.name_any() != name);
-    }
+fn upsert_into<K: kube::Resource + Clone>(cache: &std::sync::Mutex<Vec<K>>, obj: &K) {
+    let mut objs = cache.lock().unwrap_or_else(|e| e.into_inner());
+    objs.retain(|o| o.meta().uid != obj.meta().uid);
+    objs.push(obj.clone());
+}
+
+fn shared<K: Clone>(cache: &std::sync::Mutex<Vec<K>>) -> Vec<std::sync::Arc<K>> {
+    let objs = cache.lock().unwrap_or_else(|e| e.into_inner());
+    objs.iter().cloned().map(std::sync::Arc::new).collect()
 }
 
 impl Resources for MemoryResources {
@@ -86,13 +87,7 @@ impl Resources for MemoryResources {
     }
 
     fn all(&self) -> Vec<std::sync::Arc<SiteWiseAsset>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .map(std::sync::Arc::new)
-            .collect()
+        shared(&self.0)
     }
 
     fn model(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<SiteWiseAssetModel>> {
@@ -102,13 +97,7 @@ impl Resources for MemoryResources {
     }
 
     fn models(&self) -> Vec<std::sync::Arc<SiteWiseAssetModel>> {
-        self.1
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .map(std::sync::Arc::new)
-            .collect()
+        shared(&self.1)
     }
 }
 

@@ -21,6 +21,7 @@ pub trait Tracked:
 {
     type Status: Clone + PartialEq + Default + serde::Serialize + Send;
     fn status_of(&self) -> Option<&Self::Status>;
+    fn conditions(status: &mut Self::Status) -> &mut Vec<Condition>;
     /// Sets the conditions derived from the others (kstatus), before every write.
     fn derive(status: &mut Self::Status);
 }
@@ -29,6 +30,9 @@ impl Tracked for SiteWiseAsset {
     type Status = SiteWiseAssetStatus;
     fn status_of(&self) -> Option<&SiteWiseAssetStatus> {
         self.status.as_ref()
+    }
+    fn conditions(status: &mut SiteWiseAssetStatus) -> &mut Vec<Condition> {
+        &mut status.conditions
     }
     fn derive(status: &mut SiteWiseAssetStatus) {
         crate::controller::health::derive(status)
@@ -39,6 +43,9 @@ impl Tracked for SiteWiseAssetModel {
     type Status = SiteWiseAssetModelStatus;
     fn status_of(&self) -> Option<&SiteWiseAssetModelStatus> {
         self.status.as_ref()
+    }
+    fn conditions(status: &mut SiteWiseAssetModelStatus) -> &mut Vec<Condition> {
+        &mut status.conditions
     }
     fn derive(s: &mut SiteWiseAssetModelStatus) {
         crate::controller::health::derive_conditions(
@@ -93,6 +100,39 @@ pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
 
 pub fn condition<'a>(status: &'a SiteWiseAssetStatus, type_: &str) -> Option<&'a Condition> {
     status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Sets `Ready=False` with `reason`; a Warning event is published when `warn` is set and the
+/// reason is new, so a condition that holds for hours is announced once.
+pub async fn not_ready<K: Tracked>(
+    status: &StatusWriter<K>,
+    events: &Events,
+    reason: &str,
+    message: String,
+    warn: bool,
+) -> Result<()> {
+    let generation = status.generation();
+    let mut snapshot = status.snapshot();
+    let before = K::conditions(&mut snapshot)
+        .iter()
+        .find(|c| c.type_ == READY)
+        .map(|c| c.reason.clone());
+    status
+        .update(|s| {
+            set_condition(
+                K::conditions(s),
+                READY,
+                false,
+                reason,
+                message.clone(),
+                generation,
+            );
+        })
+        .await?;
+    if warn && before.as_deref() != Some(reason) {
+        events.warning(reason, message).await;
+    }
+    Ok(())
 }
 
 /// Where status goes.

@@ -3,6 +3,7 @@
 //! in [`status`]. The CRD YAML in `crds/` is generated from these types
 //! (`sitewise-operator crd`).
 
+mod fields;
 mod model;
 mod status;
 
@@ -127,42 +128,18 @@ pub struct SiteWiseAssetSpec {
     /// The asset's name in SiteWise. When creating, defaults to the resource name. When
     /// adopting, the name is managed only if set here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 256),
-        extend("x-kubernetes-validations" = [{
-            "rule": "!self.matches('[[:cntrl:]]')",
-            "message": "name must not contain control characters"
-        }])
-    )]
+    #[schemars(schema_with = "fields::name")]
     pub name: Option<String>,
 
     /// The asset's description; managed only if set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 2048),
-        extend("x-kubernetes-validations" = [{
-            "rule": "!self.matches('[[:cntrl:]]')",
-            "message": "description must not contain control characters"
-        }])
-    )]
+    #[schemars(schema_with = "fields::description")]
     pub description: Option<String>,
 
     /// The asset's external ID (without the `externalId:` prefix). SiteWise never changes an
     /// external ID once set, so neither can this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 2, max = 128),
-        extend("x-kubernetes-validations" = [
-            {
-                "rule": "self.matches('^[a-zA-Z0-9_][a-zA-Z0-9_.:-]*[a-zA-Z0-9_]$')",
-                "message": "externalId must be 2-128 characters of letters, digits, '_', '-', '.', ':' that starts and ends with a letter, digit or '_' (no externalId: prefix here)"
-            },
-            {
-                "rule": "self == oldSelf",
-                "message": "externalId cannot be changed once set: SiteWise external IDs are permanent"
-            }
-        ])
-    )]
+    #[schemars(schema_with = "fields::external_id")]
     pub external_id: Option<String>,
 
     /// Declared settings of the asset's properties; properties not listed are not managed.
@@ -172,19 +149,7 @@ pub struct SiteWiseAssetSpec {
 
     /// Tags the asset carries. Keys under `sitewise.operator.dev/` are the operator's own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend(
-        "maxProperties" = 48,
-        "x-kubernetes-validations" = [
-            {
-                "rule": "self.all(k, !k.startsWith('sitewise.operator.dev/'))",
-                "message": "tag keys under sitewise.operator.dev/ are reserved for the operator's ownership claim"
-            },
-            {
-                "rule": "self.all(k, size(k) >= 1 && size(k) <= 128 && size(self[k]) <= 256)",
-                "message": "tag keys must be 1-128 characters and values at most 256"
-            }
-        ]
-    ))]
+    #[schemars(schema_with = "fields::tags")]
     pub tags: BTreeMap<String, String>,
 
     /// The asset's parent in the SiteWise hierarchy. Setting it links the asset under the
@@ -350,20 +315,12 @@ impl SiteWiseAsset {
 
     /// The resource's UID (assigned by the API server; every object the operator sees has one).
     pub fn require_uid(&self) -> crate::Result<&str> {
-        self.metadata
-            .uid
-            .as_deref()
-            .ok_or(crate::Error::MissingMetadata("uid"))
+        require_uid(&self.metadata)
     }
 
     /// The reason given in the force-orphan annotation, when set and not empty.
     pub fn force_orphan_reason(&self) -> Option<&str> {
-        self.metadata
-            .annotations
-            .as_ref()?
-            .get(FORCE_ORPHAN_ANNOTATION)
-            .map(|r| r.trim())
-            .filter(|r| !r.is_empty())
+        force_orphan_reason(&self.metadata)
     }
 
     /// Adopt or create. The schema guarantees exactly one of the two; should an object
@@ -394,6 +351,22 @@ impl SiteWiseAsset {
             None => "(none)".to_string(),
         }
     }
+}
+
+/// A resource's UID (assigned by the API server; every object the operator sees has one).
+pub fn require_uid(meta: &kube::api::ObjectMeta) -> crate::Result<&str> {
+    meta.uid
+        .as_deref()
+        .ok_or(crate::Error::MissingMetadata("uid"))
+}
+
+/// The reason given in a resource's force-orphan annotation, when set and not empty.
+pub fn force_orphan_reason(meta: &kube::api::ObjectMeta) -> Option<&str> {
+    meta.annotations
+        .as_ref()?
+        .get(FORCE_ORPHAN_ANNOTATION)
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty())
 }
 
 /// What a deletion does about the children still linked under the asset.

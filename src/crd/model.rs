@@ -41,41 +41,17 @@ pub struct SiteWiseAssetModelSpec {
     /// The model's name in SiteWise, unique in the account and Region. Defaults to
     /// `<namespace>-<resource name>`, so two namespaces never ask for the same name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 256),
-        extend("x-kubernetes-validations" = [{
-            "rule": "!self.matches('[[:cntrl:]]')",
-            "message": "name must not contain control characters"
-        }])
-    )]
+    #[schemars(schema_with = "super::fields::name")]
     pub name: Option<String>,
 
     /// The model's description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 2048),
-        extend("x-kubernetes-validations" = [{
-            "rule": "!self.matches('[[:cntrl:]]')",
-            "message": "description must not contain control characters"
-        }])
-    )]
+    #[schemars(schema_with = "super::fields::description")]
     pub description: Option<String>,
 
     /// The model's external ID (without the `externalId:` prefix); permanent once set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 2, max = 128),
-        extend("x-kubernetes-validations" = [
-            {
-                "rule": "self.matches('^[a-zA-Z0-9_][a-zA-Z0-9_.:-]*[a-zA-Z0-9_]$')",
-                "message": "externalId must be 2-128 characters of letters, digits, '_', '-', '.', ':' that starts and ends with a letter, digit or '_' (no externalId: prefix here)"
-            },
-            {
-                "rule": "self == oldSelf",
-                "message": "externalId cannot be changed once set: SiteWise external IDs are permanent"
-            }
-        ])
-    )]
+    #[schemars(schema_with = "super::fields::external_id")]
     pub external_id: Option<String>,
 
     /// The model's attributes and measurements. This list is the whole set: a property
@@ -105,19 +81,7 @@ pub struct SiteWiseAssetModelSpec {
 
     /// Tags the model carries. Keys under `sitewise.operator.dev/` are the operator's own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend(
-        "maxProperties" = 48,
-        "x-kubernetes-validations" = [
-            {
-                "rule": "self.all(k, !k.startsWith('sitewise.operator.dev/'))",
-                "message": "tag keys under sitewise.operator.dev/ are reserved for the operator's ownership claim"
-            },
-            {
-                "rule": "self.all(k, size(k) >= 1 && size(k) <= 128 && size(self[k]) <= 256)",
-                "message": "tag keys must be 1-128 characters and values at most 256"
-            }
-        ]
-    ))]
+    #[schemars(schema_with = "super::fields::tags")]
     pub tags: BTreeMap<String, String>,
 
     /// `Delete` (default): once no asset of the model and no other model uses it, the model
@@ -144,13 +108,7 @@ pub struct ModelPropertySpec {
     pub name: String,
     /// External ID of the property, unique within the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 2, max = 128),
-        extend("x-kubernetes-validations" = [{
-            "rule": "self.matches('^[a-zA-Z0-9_][a-zA-Z0-9_.:-]*[a-zA-Z0-9_]$')",
-            "message": "property externalId must be 2-128 characters of letters, digits, '_', '-', '.', ':' that starts and ends with a letter, digit or '_'"
-        }])
-    )]
+    #[schemars(schema_with = "super::fields::member_external_id")]
     pub external_id: Option<String>,
     /// `Attribute` (a static value) or `Measurement` (raw data from equipment).
     #[serde(rename = "type")]
@@ -209,13 +167,7 @@ pub struct ModelHierarchySpec {
     pub name: String,
     /// External ID of the hierarchy, unique within the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 2, max = 128),
-        extend("x-kubernetes-validations" = [{
-            "rule": "self.matches('^[a-zA-Z0-9_][a-zA-Z0-9_.:-]*[a-zA-Z0-9_]$')",
-            "message": "hierarchy externalId must be 2-128 characters of letters, digits, '_', '-', '.', ':' that starts and ends with a letter, digit or '_'"
-        }])
-    )]
+    #[schemars(schema_with = "super::fields::member_external_id")]
     pub external_id: Option<String>,
     /// The model of the children linked through this hierarchy.
     pub child_model: ModelRef,

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::models::etag_of;
+use super::models::check_if_match;
 use super::*;
 
 impl Store {
@@ -24,18 +24,7 @@ impl Store {
         let external_id =
             validate::opt_checked(body, "assetModelExternalId", validate::external_id)?;
         let m = self.model(reference)?.clone();
-        if let Some(expected) = if_match
-            && expected.trim_matches('"') != etag_of(&m)
-        {
-            return Err(ApiError::new(
-                ErrorCode::PreconditionFailedException,
-                format!(
-                    "Asset model {} has changed: its ETag is not {expected}",
-                    m.id
-                ),
-            )
-            .on_resource(&m.id, &m.arn));
-        }
+        check_if_match(&m, if_match)?;
         if !matches!(m.state.as_str(), "ACTIVE" | "FAILED") {
             return Err(rules::busy("asset model", &m.id, &m.arn, &m.state));
         }

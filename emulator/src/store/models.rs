@@ -200,18 +200,7 @@ impl Store {
     ) -> ApiResult<Reply> {
         validate::custom_id("assetModelId", reference)?;
         let m = self.model(reference)?.clone();
-        if let Some(expected) = if_match
-            && expected.trim_matches('"') != etag_of(&m)
-        {
-            return Err(ApiError::new(
-                ErrorCode::PreconditionFailedException,
-                format!(
-                    "Asset model {} has changed: its ETag is not {expected}",
-                    m.id
-                ),
-            )
-            .on_resource(&m.id, &m.arn));
-        }
+        check_if_match(&m, if_match)?;
         if !matches!(m.state.as_str(), "ACTIVE" | "FAILED") {
             return Err(rules::busy("asset model", &m.id, &m.arn, &m.state));
         }
@@ -238,6 +227,21 @@ impl Store {
             "assetModelId": m.id,
             "assetModelStatus": {"state": "DELETING"}
         })))
+    }
+}
+
+/// `If-Match`: the request goes ahead only while the model's ETag is the one sent.
+pub(super) fn check_if_match(m: &Model, if_match: Option<&str>) -> ApiResult<()> {
+    match if_match {
+        Some(expected) if expected.trim_matches('"') != etag_of(m) => Err(ApiError::new(
+            ErrorCode::PreconditionFailedException,
+            format!(
+                "Asset model {} has changed: its ETag is not {expected}",
+                m.id
+            ),
+        )
+        .on_resource(&m.id, &m.arn)),
+        _ => Ok(()),
     }
 }
 

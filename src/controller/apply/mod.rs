@@ -152,34 +152,7 @@ async fn not_active<S>(
     }
 }
 
-/// Sets `Ready=False` with `reason`; a Warning event is published when `warn` is set and the
-/// reason is new, so a condition that holds for hours is announced once.
-pub(crate) async fn not_ready(
-    status: &StatusWriter,
-    events: &Events,
-    reason: &str,
-    message: String,
-    warn: bool,
-) -> Result<()> {
-    let generation = status.generation();
-    let before = status::condition(&status.snapshot(), status::READY).map(|c| c.reason.clone());
-    status
-        .update(|s| {
-            status::set_condition(
-                &mut s.conditions,
-                status::READY,
-                false,
-                reason,
-                message.clone(),
-                generation,
-            );
-        })
-        .await?;
-    if warn && before.as_deref() != Some(reason) {
-        events.warning(reason, message).await;
-    }
-    Ok(())
-}
+pub(crate) use super::status::not_ready;
 
 /// Short polls while the asset is changing, a slow resync once it is stable (before jitter).
 pub fn requeue_base(state: &AssetState, settings: &super::Settings) -> Duration {

@@ -14,8 +14,8 @@ use crate::controller::Context;
 use crate::controller::claim;
 use crate::controller::cleanup::ensure_leader;
 use crate::controller::status::Events;
-use crate::crd::SiteWiseAssetModel;
-use crate::error::{Error, Result};
+use crate::crd::{SiteWiseAssetModel, require_uid};
+use crate::error::Result;
 use crate::sitewise::{AssetState, ErrorKind, ModelDescription, NewModel, SiteWise};
 use crate::token;
 
@@ -29,11 +29,7 @@ pub async fn apply<S: SiteWise>(
     status: &ModelStatus,
     events: &Events,
 ) -> Result<Action> {
-    let uid = obj
-        .metadata
-        .uid
-        .as_deref()
-        .ok_or(Error::MissingMetadata("uid"))?;
+    let uid = require_uid(&obj.metadata)?;
     let child_ids = match child_models(obj, ctx, status, events).await? {
         Ok(ids) => ids,
         Err(delay) => return requeue(delay),

@@ -11,7 +11,10 @@ use crate::controller::Context;
 use crate::controller::claim::{OWNER_RESOURCE_TAG, OWNER_TAG};
 use crate::controller::cleanup::ensure_leader;
 use crate::controller::status::Events;
-use crate::crd::{DeletionPolicy, ModelSource, SiteWiseAsset, SiteWiseAssetModel};
+use crate::crd::{
+    DeletionPolicy, ModelSource, SiteWiseAsset, SiteWiseAssetModel, force_orphan_reason,
+    require_uid,
+};
 use crate::error::{Error, Result};
 use crate::sitewise::{AssetState, ErrorKind, SiteWise};
 use crate::token;
@@ -25,15 +28,21 @@ pub async fn cleanup<S: SiteWise>(
     status: &ModelStatus,
     events: &Events,
 ) -> Result<Action> {
-    let uid = obj
-        .metadata
-        .uid
-        .as_deref()
-        .ok_or(Error::MissingMetadata("uid"))?;
+    let uid = require_uid(&obj.metadata)?;
     let model_id = status
         .snapshot()
         .asset_model_id
         .unwrap_or_else(|| token::created_model_id(uid));
+    if let Some(reason) = force_orphan_reason(&obj.metadata) {
+        events
+            .warning(
+                "ModelOrphaned",
+                format!("Released without touching asset model {model_id}: {reason}"),
+            )
+            .await;
+        tracing::warn!(model_id = %model_id, reason, "model resource released by force-orphan");
+        return Ok(Action::await_change());
+    }
     if obj.spec.deletion_policy == DeletionPolicy::Retain {
         return retain(ctx, events, &model_id).await;
     }

@@ -124,38 +124,7 @@ pub async fn settle<S>(
     })
 }
 
-/// Sets `Ready=False` with `reason`; a Warning event when `warn` and the reason is new.
-pub(crate) async fn not_ready(
-    status: &ModelStatus,
-    events: &Events,
-    reason: &str,
-    message: String,
-    warn: bool,
-) -> Result<()> {
-    let generation = status.generation();
-    let before = status
-        .snapshot()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == status::READY)
-        .map(|c| c.reason.clone());
-    status
-        .update(|s| {
-            status::set_condition(
-                &mut s.conditions,
-                status::READY,
-                false,
-                reason,
-                message.clone(),
-                generation,
-            );
-        })
-        .await?;
-    if warn && before.as_deref() != Some(reason) {
-        events.warning(reason, message).await;
-    }
-    Ok(())
-}
+pub(crate) use super::status::not_ready;
 
 /// Sets `Ready=True` (the model is ACTIVE and as declared); one event when it becomes so.
 pub(crate) async fn ready(

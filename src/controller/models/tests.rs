@@ -319,3 +319,22 @@ async fn retain_leaves_the_model_and_removes_the_claim() {
     assert!(!run.fake.model_tags(&id).contains_key(OWNER_TAG));
     assert_eq!(run.fake.calls(Operation::DeleteAssetModel), 0);
 }
+
+#[tokio::test]
+async fn force_orphan_releases_a_model_whose_deletion_cannot_finish() {
+    let mut run = Run::new(resource());
+    run.reconcile(false).await.expect("create");
+    run.reconcile(false).await.expect("ready");
+    run.cache.upsert(&asset_of("machine"));
+    run.reconcile(true).await.expect_err("waits");
+    run.obj.metadata.annotations = Some(
+        [(
+            crate::crd::FORCE_ORPHAN_ANNOTATION.to_string(),
+            "the assets stay".to_string(),
+        )]
+        .into(),
+    );
+    run.reconcile(true).await.expect("released");
+    assert!(run.fake.model_exists(&token::created_model_id(UID)));
+    assert!(run.reasons().contains(&"ModelOrphaned"));
+}
