@@ -66,6 +66,16 @@ pub struct PlanArgs {
     /// kube-system namespace's UID).
     #[arg(long, env = "CLUSTER_ID", value_parser = parse_cluster_id)]
     pub cluster_id: Option<String>,
+
+    /// Serve only the operator's own account and Region: no SiteWiseConnections, no namespace
+    /// defaults (and no need to list namespaces). Resources that name a connection are refused.
+    #[arg(long, env = "DISABLE_CONNECTIONS")]
+    pub disable_connections: bool,
+
+    /// STS endpoint override for the connections' AssumeRole and GetCallerIdentity (an STS
+    /// VPC endpoint, or a test STS such as moto's server).
+    #[arg(long, env = "STS_ENDPOINT", value_parser = parse_endpoint)]
+    pub sts_endpoint: Option<String>,
 }
 
 impl PlanArgs {
@@ -221,6 +231,16 @@ pub struct RunArgs {
     /// kube-system namespace, which is stable for the life of a cluster.
     #[arg(long, env = "CLUSTER_ID", value_parser = parse_cluster_id)]
     pub cluster_id: Option<String>,
+
+    /// Serve only the operator's own account and Region: no SiteWiseConnections, no namespace
+    /// defaults (and no need to list namespaces). Resources that name a connection are refused.
+    #[arg(long, env = "DISABLE_CONNECTIONS")]
+    pub disable_connections: bool,
+
+    /// STS endpoint override for the connections' AssumeRole and GetCallerIdentity (an STS
+    /// VPC endpoint, or a test STS such as moto's server).
+    #[arg(long, env = "STS_ENDPOINT", value_parser = parse_endpoint)]
+    pub sts_endpoint: Option<String>,
 }
 
 /// A cluster ID goes into a tag value (`<cluster id>/<resource UID>`, at most 256 characters):

@@ -9,6 +9,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use sitewise_operator::admin::{self, AdminState};
 use sitewise_operator::config::{Cli, Command, PlanArgs, RunArgs};
+use sitewise_operator::connections::{Registry, Scoped};
 use sitewise_operator::controller::{self, Context, RunOptions, claim};
 use sitewise_operator::leader::{ElectionConfig, Elector};
 use sitewise_operator::metrics::{Instrumented, Metrics};
@@ -73,11 +74,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     sdk_settings.fence = elector.as_ref().map(Elector::fence);
     let sdk = sdk_client(&sdk_settings).await;
     // Counted as sent: the rate limit delays calls before they reach the SDK.
-    let sitewise = RateLimited::new(
+    let operator_client = Arc::new(RateLimited::new(
         Instrumented::new(AwsSiteWise::new(sdk), metrics.clone()),
         args.rates(),
-    );
-    let mut ctx = Context::new(sitewise, args.controller_settings(), metrics.clone())
+    ));
+    // Every call goes through the connection of the reconcile that makes it; the operator's
+    // own client is the connection of resources that name none.
+    let registry = Arc::new(Registry::new(
+        operator_client,
+        sdk_settings.clone(),
+        args.sts_endpoint.clone(),
+        metrics.clone(),
+    ));
+    let mut ctx = Context::new(Scoped, args.controller_settings(), metrics.clone())
         .with_cluster_id(cluster_id);
     let ready = Arc::new(AtomicBool::new(false));
     let admin_state = AdminState {
@@ -94,6 +103,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency(),
         instance: Some(identity.clone()),
+        connections: Some(registry),
+        watch_connections: !args.disable_connections,
     };
     let Some(elector) = elector else {
         metrics.set_leader(true);

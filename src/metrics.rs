@@ -22,6 +22,8 @@ struct OutcomeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
+    /// The `SiteWiseConnection` (account and Region) called, `(operator)` for the operator's own.
+    connection: String,
     operation: String,
     outcome: String,
 }
@@ -52,7 +54,7 @@ impl Default for Metrics {
         );
         registry.register(
             "sitewise_calls",
-            "SiteWise API calls by operation and outcome (ok or the error code)",
+            "SiteWise API calls by connection, operation and outcome (ok or the error code)",
             calls.clone(),
         );
         registry.register(
@@ -96,9 +98,10 @@ impl Metrics {
             .inc();
     }
 
-    pub fn sitewise_call(&self, operation: Operation, outcome: &str) {
+    pub fn sitewise_call(&self, connection: &str, operation: Operation, outcome: &str) {
         self.calls
             .get_or_create(&CallLabels {
+                connection: connection.to_string(),
                 operation: operation.as_str().to_string(),
                 outcome: outcome.to_string(),
             })
@@ -132,11 +135,21 @@ impl Metrics {
 pub struct Instrumented<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    connection: String,
 }
 
 impl<S> Instrumented<S> {
     pub fn new(inner: S, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
+        Self::for_connection(inner, metrics, crate::crd::OPERATOR_CONNECTION)
+    }
+
+    /// Counts the calls of one `SiteWiseConnection` under its name.
+    pub fn for_connection(inner: S, metrics: Arc<Metrics>, connection: &str) -> Self {
+        Self {
+            inner,
+            metrics,
+            connection: connection.to_string(),
+        }
     }
 
     fn count<T>(&self, operation: Operation, result: SiteWiseResult<T>) -> SiteWiseResult<T> {
@@ -144,7 +157,8 @@ impl<S> Instrumented<S> {
             Ok(_) => "ok",
             Err(e) => e.code.as_str(),
         };
-        self.metrics.sitewise_call(operation, outcome);
+        self.metrics
+            .sitewise_call(&self.connection, operation, outcome);
         result
     }
 }
@@ -152,8 +166,8 @@ impl<S> Instrumented<S> {
 impl<S: SiteWise> Decorate for Instrumented<S> {
     type Inner = S;
 
-    fn inner(&self) -> &S {
-        &self.inner
+    fn inner(&self, _: Operation) -> SiteWiseResult<impl std::ops::Deref<Target = S> + Send + '_> {
+        Ok(&self.inner)
     }
 
     async fn around<T: Send>(
@@ -172,23 +186,28 @@ mod tests {
     use crate::sitewise::fake::FakeSiteWise;
 
     #[tokio::test]
-    async fn calls_are_counted_by_operation_and_outcome() {
+    async fn calls_are_counted_by_connection_operation_and_outcome() {
         let fake = FakeSiteWise::new();
         fake.add_asset("a1", None, &[]);
         let metrics = Arc::new(Metrics::default());
-        let sw = Instrumented::new(fake, metrics.clone());
+        let sw = Instrumented::new(fake.clone(), metrics.clone());
+        let eu = Instrumented::for_connection(fake, metrics.clone(), "eu");
         assert!(sw.describe_asset("a1").await.is_ok());
         assert!(sw.describe_asset("missing").await.is_err());
         assert!(sw.describe_asset("a1").await.is_ok());
+        assert!(eu.describe_asset("a1").await.is_ok());
         let text = metrics.encode();
         assert!(
             text.contains(
-                r#"sitewise_operator_sitewise_calls_total{operation="DescribeAsset",outcome="ok"} 2"#
+                r#"sitewise_operator_sitewise_calls_total{connection="(operator)",operation="DescribeAsset",outcome="ok"} 2"#
             ),
             "{text}"
         );
         assert!(text.contains(
-            r#"sitewise_operator_sitewise_calls_total{operation="DescribeAsset",outcome="ResourceNotFoundException"} 1"#
+            r#"sitewise_operator_sitewise_calls_total{connection="(operator)",operation="DescribeAsset",outcome="ResourceNotFoundException"} 1"#
+        ));
+        assert!(text.contains(
+            r#"sitewise_operator_sitewise_calls_total{connection="eu",operation="DescribeAsset",outcome="ok"} 1"#
         ));
     }
 }

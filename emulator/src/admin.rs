@@ -41,6 +41,7 @@ struct JournalFilter {
 }
 
 async fn journal(State(store): State<Shared>, Query(filter): Query<JournalFilter>) -> Response {
+    let store = crate::tenants::current(&store);
     let store = crate::lock(&store);
     let entries: Vec<_> = store
         .journal()
@@ -62,16 +63,19 @@ async fn journal(State(store): State<Shared>, Query(filter): Query<JournalFilter
 }
 
 async fn counters(State(store): State<Shared>) -> Response {
+    let store = crate::tenants::current(&store);
     axum::Json(json!(crate::lock(&store).counters())).into_response()
 }
 
 async fn state(State(store): State<Shared>) -> Response {
+    let store = crate::tenants::current(&store);
     let mut store = crate::lock(&store);
     store.settle(std::time::Instant::now());
     axum::Json(store.snapshot()).into_response()
 }
 
 async fn seed_state(State(store): State<Shared>, axum::Json(seed): axum::Json<Seed>) -> Response {
+    let store = crate::tenants::current(&store);
     match seed::apply(&mut crate::lock(&store), &seed) {
         Ok(seeded) => axum::Json(seeded).into_response(),
         Err(err) => err.into_response(),
@@ -79,11 +83,13 @@ async fn seed_state(State(store): State<Shared>, axum::Json(seed): axum::Json<Se
 }
 
 async fn reset(State(store): State<Shared>) -> Response {
+    let store = crate::tenants::current(&store);
     crate::lock(&store).reset();
     StatusCode::NO_CONTENT.into_response()
 }
 
 async fn get_faults(State(store): State<Shared>) -> Response {
+    let store = crate::tenants::current(&store);
     axum::Json(crate::lock(&store).settings.faults.clone()).into_response()
 }
 
@@ -91,6 +97,7 @@ async fn put_faults(
     State(store): State<Shared>,
     axum::Json(faults): axum::Json<FaultConfig>,
 ) -> Response {
+    let store = crate::tenants::current(&store);
     crate::lock(&store).settings.faults = faults;
     StatusCode::NO_CONTENT.into_response()
 }
@@ -99,11 +106,13 @@ async fn add_scripted(
     State(store): State<Shared>,
     axum::Json(fault): axum::Json<ScriptedFault>,
 ) -> Response {
+    let store = crate::tenants::current(&store);
     crate::lock(&store).settings.faults.scripted.push(fault);
     StatusCode::NO_CONTENT.into_response()
 }
 
 async fn get_quotas(State(store): State<Shared>) -> Response {
+    let store = crate::tenants::current(&store);
     axum::Json(crate::lock(&store).settings.quotas.clone()).into_response()
 }
 
@@ -111,6 +120,7 @@ async fn put_quotas(
     State(store): State<Shared>,
     axum::Json(quotas): axum::Json<Quotas>,
 ) -> Response {
+    let store = crate::tenants::current(&store);
     let mut store = crate::lock(&store);
     store.settings.quotas = quotas;
     store.reset_limiter();
@@ -121,6 +131,7 @@ async fn put_timings(
     State(store): State<Shared>,
     axum::Json(timings): axum::Json<Timings>,
 ) -> Response {
+    let store = crate::tenants::current(&store);
     crate::lock(&store).settings.timings = timings;
     StatusCode::NO_CONTENT.into_response()
 }
@@ -137,6 +148,7 @@ async fn fail_asset(
     Path(id): Path<String>,
     body: Option<axum::Json<FailRequest>>,
 ) -> Response {
+    let store = crate::tenants::current(&store);
     let request = body.map(|b| b.0).unwrap_or_default();
     let code = request.code.unwrap_or_else(|| "VALIDATION_ERROR".into());
     let message = request

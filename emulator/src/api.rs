@@ -137,7 +137,7 @@ async fn serve(
     call: Call,
     run: impl FnOnce(&mut Store) -> ApiResult<Reply> + Send + 'static,
 ) -> Response {
-    let store = store.clone();
+    let store = crate::tenants::current(store);
     let app = client_app();
     let work = tokio::spawn(CLIENT_APP.scope(app, async move {
         let latency = crate::lock(&store).settings.faults.latency(op);

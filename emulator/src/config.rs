@@ -71,6 +71,11 @@ pub struct Settings {
     #[serde(with = "duration_millis")]
     pub token_retention: Duration,
     pub faults: FaultConfig,
+    /// Access keys of other accounts (`key -> account`); requests signed with one are served
+    /// by that account's state.
+    pub account_keys: std::collections::BTreeMap<String, String>,
+    /// STS endpoint asked for the account of an access key not listed in `account_keys`.
+    pub sts_endpoint: Option<String>,
 }
 
 impl Default for Settings {
@@ -82,6 +87,8 @@ impl Default for Settings {
             quotas: Quotas::default(),
             token_retention: Duration::from_secs(8 * 3600),
             faults: FaultConfig::default(),
+            account_keys: Default::default(),
+            sts_endpoint: None,
         }
     }
 }

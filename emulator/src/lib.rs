@@ -16,6 +16,7 @@ pub mod quota;
 pub mod rules;
 pub mod seed;
 pub mod store;
+pub mod tenants;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -44,8 +45,9 @@ async fn add_request_id(mut response: Response) -> Response {
     response
 }
 
-/// The whole HTTP surface: SiteWise routes and the admin API.
-pub fn router(store: Shared) -> Router {
+/// The whole HTTP surface: SiteWise routes and the admin API, each request served by the
+/// state of its tenant (account and Region).
+pub fn router(store: Shared, tenants: Arc<tenants::Tenants>) -> Router {
     Router::new()
         .merge(api::routes())
         .nest(admin::PREFIX, admin::routes())
@@ -53,6 +55,10 @@ pub fn router(store: Shared) -> Router {
         .layer(axum::middleware::map_response(add_request_id))
         .layer(axum::middleware::from_fn(api::aws_shaped_refusals))
         .layer(axum::middleware::from_fn(api::with_client_app))
+        .layer(axum::middleware::from_fn_with_state(
+            tenants,
+            tenants::with_tenant,
+        ))
         .with_state(store)
 }
 
@@ -60,6 +66,7 @@ pub fn router(store: Shared) -> Router {
 pub struct Emulator {
     addr: SocketAddr,
     store: Shared,
+    tenants: Arc<tenants::Tenants>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -68,14 +75,20 @@ impl Emulator {
     pub async fn start(addr: SocketAddr, settings: Settings) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let store: Shared = Arc::new(Mutex::new(Store::new(settings)));
-        let app = router(store.clone());
+        let store: Shared = Arc::new(Mutex::new(Store::new(settings.clone())));
+        let tenants = Arc::new(tenants::Tenants::new(store.clone(), settings));
+        let app = router(store.clone(), tenants.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "emulator server stopped");
             }
         });
-        Ok(Self { addr, store, task })
+        Ok(Self {
+            addr,
+            store,
+            tenants,
+            task,
+        })
     }
 
     /// Starts on an ephemeral loopback port.
@@ -94,6 +107,11 @@ impl Emulator {
 
     pub fn store(&self) -> MutexGuard<'_, Store> {
         lock(&self.store)
+    }
+
+    /// The state of `account` in `region` (the emulator's own for its account and Region).
+    pub fn tenant(&self, account: &str, region: &str) -> Shared {
+        self.tenants.store(account, region)
     }
 }
 

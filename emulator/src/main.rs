@@ -71,6 +71,26 @@ struct Args {
     /// JSON file with models and assets to create at start.
     #[arg(long, env = "EMULATOR_SEED")]
     seed: Option<PathBuf>,
+    /// An access key of another account, `KEY=ACCOUNT`: requests signed with it are served
+    /// by that account's state. Repeatable.
+    #[arg(long = "account-key", value_parser = parse_account_key)]
+    account_keys: Vec<(String, String)>,
+    /// STS endpoint asked (GetCallerIdentity) for the account of any other access key.
+    #[arg(long, env = "EMULATOR_STS_ENDPOINT")]
+    sts_endpoint: Option<String>,
+}
+
+fn parse_account_key(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, account))
+            if !key.is_empty()
+                && account.len() == 12
+                && account.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            Ok((key.to_string(), account.to_string()))
+        }
+        _ => Err(format!("'{s}' is not KEY=ACCOUNT (a 12-digit account ID)")),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -160,6 +180,8 @@ async fn main() -> anyhow::Result<()> {
         },
         token_retention: args.token_retention,
         faults,
+        account_keys: args.account_keys.iter().cloned().collect(),
+        sts_endpoint: args.sts_endpoint.clone(),
     };
     let emulator = Emulator::start(args.bind, settings).await?;
     if let Some(path) = &args.seed {

@@ -12,6 +12,7 @@ pub mod health;
 pub mod models;
 pub mod plan;
 pub mod recent;
+pub mod route;
 pub mod status;
 
 use std::sync::Arc;
@@ -192,6 +193,8 @@ struct App<S> {
     ctx: Context<S>,
     client: Client,
     recorder: Recorder,
+    /// The connection of each reconcile; `None` runs every call through the context's client.
+    routing: Option<route::Routing>,
 }
 
 async fn reconcile<S: SiteWise>(obj: Arc<SiteWiseAsset>, app: Arc<App<S>>) -> Result<Action> {
@@ -218,14 +221,43 @@ async fn reconcile<S: SiteWise>(obj: Arc<SiteWiseAsset>, app: Arc<App<S>>) -> Re
         name = %obj.name_any(),
         asset = %obj.declared_reference()
     );
-    let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
-        match event {
-            Finalizer::Apply(obj) => apply::apply(&obj, &app.ctx, &status, &events).await,
-            Finalizer::Cleanup(obj) => cleanup::cleanup(&obj, &app.ctx, &status, &events).await,
-        }
-    })
-    .instrument(span.clone())
+    let reference = obj.spec.connection_ref.as_ref().map(|c| c.name.as_str());
+    let work = || {
+        finalizer(&api, FINALIZER, obj.clone(), |event| async {
+            match event {
+                Finalizer::Apply(obj) => apply::apply(&obj, &app.ctx, &status, &events).await,
+                Finalizer::Cleanup(obj) => cleanup::cleanup(&obj, &app.ctx, &status, &events).await,
+            }
+        })
+        .instrument(span.clone())
+    };
+    let routed = route::run(
+        app.routing.as_ref(),
+        &api,
+        FINALIZER,
+        &obj,
+        reference,
+        &status,
+        &events,
+        work,
+    )
     .await;
+    let result = match routed {
+        route::Routed::Ran(result) => result,
+        route::Routed::Refused(result) => {
+            return settle(&obj, &app.ctx, &status, &events, result)
+                .instrument(span)
+                .await;
+        }
+        route::Routed::Released(result) => {
+            if result.is_ok() {
+                app.ctx.released.mark(&key, std::time::Instant::now());
+            }
+            return settle(&obj, &app.ctx, &status, &events, result)
+                .instrument(span)
+                .await;
+        }
+    };
     let result = match result {
         // A deleting object reconciled without error has had its finalizer removed.
         Ok(action) if deleting => {
@@ -407,8 +439,29 @@ async fn reconcile_model<S: SiteWise>(
     obj: Arc<SiteWiseAssetModel>,
     app: Arc<App<S>>,
 ) -> Result<Action> {
+    let namespace = obj.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let api: Api<SiteWiseAssetModel> = Api::namespaced(app.client.clone(), &namespace);
+    let status = StatusWriter::for_resource(api.clone(), obj.as_ref());
     let events = Events::for_resource(app.recorder.clone(), obj.as_ref());
-    models::reconcile(obj, &app.ctx, app.client.clone(), events).await
+    let reference = obj.spec.connection_ref.as_ref().map(|c| c.name.as_str());
+    let work = || models::reconcile(obj.clone(), &app.ctx, &api, &status, &events);
+    let routed = route::run(
+        app.routing.as_ref(),
+        &api,
+        crate::crd::MODEL_FINALIZER,
+        &obj,
+        reference,
+        &status,
+        &events,
+        work,
+    )
+    .await;
+    match routed {
+        route::Routed::Ran(result) => result,
+        route::Routed::Refused(result) | route::Routed::Released(result) => {
+            models::settle(&obj, &app.ctx, &status, &events, result).await
+        }
+    }
 }
 
 fn log_outcome<K: kube::Resource, E: std::fmt::Display>(
@@ -437,6 +490,12 @@ pub struct RunOptions {
     pub instance: Option<String>,
     /// Stops the controller once running reconciles have finished.
     pub shutdown: crate::shutdown::Shutdown,
+    /// The clients of the operator's own connection and of every `SiteWiseConnection`;
+    /// `None` sends every call through the context's own client (tests).
+    pub connections: Option<Arc<crate::connections::Registry>>,
+    /// Watch `SiteWiseConnection`s and namespaces (several accounts and Regions); off, every
+    /// resource uses the operator's own connection.
+    pub watch_connections: bool,
 }
 
 /// Runs the controller until shutdown is requested. `ready` turns true once the CRD is confirmed and
@@ -499,17 +558,48 @@ pub async fn run<S: SiteWise>(
         .applied_objects();
     let model_controller = Controller::for_stream(model_objects, model_reader)
         .with_config(controller::Config::default().concurrency(options.concurrency))
-        .graceful_shutdown_on(options.shutdown.requested());
+        .graceful_shutdown_on(options.shutdown.clone().requested());
     let caches = claim::Caches {
         assets: controller.store(),
         models: model_controller.store(),
     };
     let mut ctx = ctx.with_resources(Arc::new(caches));
     ctx.namespace = options.namespace.clone();
+    let (routing, connections) = match options.connections.clone() {
+        Some(registry) if options.watch_connections => {
+            let (caches, running) = route::start(
+                client.clone(),
+                registry.clone(),
+                recorder.clone(),
+                options.shutdown.clone(),
+            )
+            .await;
+            let routing = route::Routing {
+                registry,
+                caches: Some(caches),
+            };
+            (Some(routing), futures::future::Either::Left(running))
+        }
+        Some(registry) => {
+            let routing = route::Routing {
+                registry,
+                caches: None,
+            };
+            (
+                Some(routing),
+                futures::future::Either::Right(futures::future::ready(())),
+            )
+        }
+        None => (
+            None,
+            futures::future::Either::Right(futures::future::ready(())),
+        ),
+    };
     let app = Arc::new(App {
         ctx,
         client,
         recorder,
+        routing,
     });
     ready.store(true, Ordering::Relaxed);
     tracing::info!(namespace = ?options.namespace, concurrency = options.concurrency, "controller started");
@@ -524,7 +614,7 @@ pub async fn run<S: SiteWise>(
                 .await
         }
     };
-    tokio::join!(assets, models);
+    tokio::join!(assets, models, connections);
     tracing::info!("controller stopped");
     Ok(())
 }

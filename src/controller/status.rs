@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::crd::{
     Condition, SiteWiseAsset, SiteWiseAssetModel, SiteWiseAssetModelStatus, SiteWiseAssetStatus,
+    SiteWiseConnection, SiteWiseConnectionStatus,
 };
 use crate::error::Result;
 
@@ -22,6 +23,10 @@ pub trait Tracked:
     type Status: Clone + PartialEq + Default + serde::Serialize + Send;
     fn status_of(&self) -> Option<&Self::Status>;
     fn conditions(status: &mut Self::Status) -> &mut Vec<Condition>;
+    /// Where the status records the connection the resource was first reached through.
+    fn pin(_status: &mut Self::Status) -> Option<&mut Option<String>> {
+        None
+    }
     /// Sets the conditions derived from the others (kstatus), before every write.
     fn derive(status: &mut Self::Status);
 }
@@ -33,6 +38,9 @@ impl Tracked for SiteWiseAsset {
     }
     fn conditions(status: &mut SiteWiseAssetStatus) -> &mut Vec<Condition> {
         &mut status.conditions
+    }
+    fn pin(status: &mut SiteWiseAssetStatus) -> Option<&mut Option<String>> {
+        Some(&mut status.connection)
     }
     fn derive(status: &mut SiteWiseAssetStatus) {
         crate::controller::health::derive(status)
@@ -46,6 +54,9 @@ impl Tracked for SiteWiseAssetModel {
     }
     fn conditions(status: &mut SiteWiseAssetModelStatus) -> &mut Vec<Condition> {
         &mut status.conditions
+    }
+    fn pin(status: &mut SiteWiseAssetModelStatus) -> Option<&mut Option<String>> {
+        Some(&mut status.connection)
     }
     fn derive(s: &mut SiteWiseAssetModelStatus) {
         crate::controller::health::derive_conditions(
@@ -100,6 +111,23 @@ pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
 
 pub fn condition<'a>(status: &'a SiteWiseAssetStatus, type_: &str) -> Option<&'a Condition> {
     status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+impl Tracked for SiteWiseConnection {
+    type Status = SiteWiseConnectionStatus;
+    fn status_of(&self) -> Option<&SiteWiseConnectionStatus> {
+        self.status.as_ref()
+    }
+    fn conditions(status: &mut SiteWiseConnectionStatus) -> &mut Vec<Condition> {
+        &mut status.conditions
+    }
+    fn derive(s: &mut SiteWiseConnectionStatus) {
+        crate::controller::health::derive_conditions(
+            &mut s.conditions,
+            &mut s.observed_generation,
+            "connection",
+        )
+    }
 }
 
 /// Sets `Ready=False` with `reason`; a Warning event is published when `warn` is set and the

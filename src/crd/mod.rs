@@ -3,6 +3,7 @@
 //! in [`status`]. The CRD YAML in `crds/` is generated from these types
 //! (`sitewise-operator crd`).
 
+mod connection;
 mod fields;
 mod model;
 mod status;
@@ -13,6 +14,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use connection::*;
 pub use model::*;
 pub use status::*;
 
@@ -65,6 +67,10 @@ pub const ASSET_ID_PATTERN: &str = r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
     {
         "rule": "(has(self.assetId) ? 1 : 0) + (has(self.assetModelId) ? 1 : 0) + (has(self.assetModelRef) ? 1 : 0) == 1",
         "message": "set exactly one of spec.assetId (adopt an existing asset), spec.assetModelId (create a new asset from that model) or spec.assetModelRef (create it from a SiteWiseAssetModel in this namespace)"
+    },
+    {
+        "rule": "has(self.connectionRef) == has(oldSelf.connectionRef)",
+        "message": "connectionRef cannot be added or removed: the asset lives in one AWS account; create a new resource for another"
     },
     {
         "rule": "has(self.assetId) == has(oldSelf.assetId) && has(self.assetModelRef) == has(oldSelf.assetModelRef)",
@@ -157,6 +163,12 @@ pub struct SiteWiseAssetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<ParentRef>,
 
+    /// The `SiteWiseConnection` (AWS account and Region) the asset lives in. Default: the
+    /// connection named by the namespace's `sitewise.operator.dev/connection` annotation, else
+    /// the operator's own (`--region` and its credentials). Cannot be changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_ref: Option<ConnectionRef>,
+
     /// What happens to the SiteWise asset when this resource is deleted. `Delete` (default)
     /// disassociates its children, detaches it from its parent and deletes it; `Retain` leaves
     /// the asset in SiteWise and removes this resource's ownership claim.
@@ -243,6 +255,18 @@ pub struct ParentRef {
     /// Not supported; present only so that setting it is refused with an explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+}
+
+/// A `SiteWiseConnection` by name.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self == oldSelf",
+    "message": "connectionRef is immutable: the asset or model lives in one AWS account and Region"
+}]))]
+pub struct ConnectionRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
 }
 
 /// A `SiteWiseAssetModel` in the same namespace.

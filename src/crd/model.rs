@@ -36,6 +36,10 @@ pub const MODEL_FINALIZER: &str = "sitewise.operator.dev/model-cleanup";
     printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.deletionPolicy","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.connectionRef) == has(oldSelf.connectionRef)",
+    "message": "connectionRef cannot be added or removed: the model lives in one AWS account; create a new resource for another"
+}]))]
 #[serde(rename_all = "camelCase")]
 pub struct SiteWiseAssetModelSpec {
     /// The model's name in SiteWise, unique in the account and Region. Defaults to
@@ -83,6 +87,10 @@ pub struct SiteWiseAssetModelSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "super::fields::tags")]
     pub tags: BTreeMap<String, String>,
+
+    /// The `SiteWiseConnection` the model lives in (default as for assets). Cannot be changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_ref: Option<super::ConnectionRef>,
 
     /// `Delete` (default): once no asset of the model and no other model uses it, the model
     /// is deleted. `Retain`: the model stays in SiteWise when this resource is deleted.
@@ -220,6 +228,10 @@ pub struct SiteWiseAssetModelStatus {
     /// model.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub managed_tag_keys: Vec<String>,
+    /// The connection the model was first reached through (`(operator)` for the operator's
+    /// own); a resource never moves to another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
     /// What the deletion waits for before DeleteAssetModel (assets of the model, models whose
     /// hierarchies use it), as last observed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -46,6 +46,10 @@ pub struct SiteWiseAssetStatus {
     /// Tag keys applied from `spec.tags`, so a key removed from the spec is removed from the asset.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub managed_tag_keys: Vec<String>,
+    /// The connection the asset was first reached through (`(operator)` for the operator's
+    /// own); a resource never moves to another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
     /// Progress of the deletion, present once the resource is being deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<DeletionProgress>,

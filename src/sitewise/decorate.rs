@@ -11,7 +11,11 @@ use super::*;
 pub trait Decorate: Send + Sync + 'static {
     type Inner: SiteWise;
 
-    fn inner(&self) -> &Self::Inner;
+    /// The implementation `operation` goes to (a wrapper that routes calls may refuse one).
+    fn inner(
+        &self,
+        operation: Operation,
+    ) -> SiteWiseResult<impl std::ops::Deref<Target = Self::Inner> + Send + '_>;
 
     /// Runs `call` (the wrapped implementation's answer to `operation`) with the wrapper's step.
     fn around<T: Send>(
@@ -23,7 +27,8 @@ pub trait Decorate: Send + Sync + 'static {
 
 impl<D: Decorate> SiteWise for D {
     async fn describe_asset(&self, asset_id: &str) -> SiteWiseResult<AssetDescription> {
-        let call = self.inner().describe_asset(asset_id);
+        let inner = self.inner(Operation::DescribeAsset)?;
+        let call = inner.describe_asset(asset_id);
         self.around(Operation::DescribeAsset, call).await
     }
 
@@ -33,9 +38,8 @@ impl<D: Decorate> SiteWise for D {
         direction: Direction,
         hierarchy_id: Option<&str>,
     ) -> SiteWiseResult<Vec<AssociatedAsset>> {
-        let call = self
-            .inner()
-            .list_associated_assets(asset_id, direction, hierarchy_id);
+        let inner = self.inner(Operation::ListAssociatedAssets)?;
+        let call = inner.list_associated_assets(asset_id, direction, hierarchy_id);
         self.around(Operation::ListAssociatedAssets, call).await
     }
 
@@ -46,14 +50,14 @@ impl<D: Decorate> SiteWise for D {
         child_id: &str,
         client_token: &str,
     ) -> SiteWiseResult<()> {
-        let call =
-            self.inner()
-                .disassociate_assets(parent_id, hierarchy_id, child_id, client_token);
+        let inner = self.inner(Operation::DisassociateAssets)?;
+        let call = inner.disassociate_assets(parent_id, hierarchy_id, child_id, client_token);
         self.around(Operation::DisassociateAssets, call).await
     }
 
     async fn delete_asset(&self, asset_id: &str, client_token: &str) -> SiteWiseResult<AssetState> {
-        let call = self.inner().delete_asset(asset_id, client_token);
+        let inner = self.inner(Operation::DeleteAsset)?;
+        let call = inner.delete_asset(asset_id, client_token);
         self.around(Operation::DeleteAsset, call).await
     }
 
@@ -62,7 +66,8 @@ impl<D: Decorate> SiteWise for D {
         asset: &NewAsset,
         client_token: &str,
     ) -> SiteWiseResult<CreatedAsset> {
-        let call = self.inner().create_asset(asset, client_token);
+        let inner = self.inner(Operation::CreateAsset)?;
+        let call = inner.create_asset(asset, client_token);
         self.around(Operation::CreateAsset, call).await
     }
 
@@ -72,7 +77,8 @@ impl<D: Decorate> SiteWise for D {
         update: &AssetUpdate,
         client_token: &str,
     ) -> SiteWiseResult<AssetState> {
-        let call = self.inner().update_asset(asset_id, update, client_token);
+        let inner = self.inner(Operation::UpdateAsset)?;
+        let call = inner.update_asset(asset_id, update, client_token);
         self.around(Operation::UpdateAsset, call).await
     }
 
@@ -83,9 +89,8 @@ impl<D: Decorate> SiteWise for D {
         settings: &PropertySettings,
         client_token: &str,
     ) -> SiteWiseResult<()> {
-        let call =
-            self.inner()
-                .update_asset_property(asset_id, property_id, settings, client_token);
+        let inner = self.inner(Operation::UpdateAssetProperty)?;
+        let call = inner.update_asset_property(asset_id, property_id, settings, client_token);
         self.around(Operation::UpdateAssetProperty, call).await
     }
 
@@ -96,29 +101,32 @@ impl<D: Decorate> SiteWise for D {
         child_id: &str,
         client_token: &str,
     ) -> SiteWiseResult<()> {
-        let call = self
-            .inner()
-            .associate_assets(parent_id, hierarchy_id, child_id, client_token);
+        let inner = self.inner(Operation::AssociateAssets)?;
+        let call = inner.associate_assets(parent_id, hierarchy_id, child_id, client_token);
         self.around(Operation::AssociateAssets, call).await
     }
 
     async fn list_tags(&self, arn: &str) -> SiteWiseResult<BTreeMap<String, String>> {
-        let call = self.inner().list_tags(arn);
+        let inner = self.inner(Operation::ListTagsForResource)?;
+        let call = inner.list_tags(arn);
         self.around(Operation::ListTagsForResource, call).await
     }
 
     async fn tag_resource(&self, arn: &str, tags: &BTreeMap<String, String>) -> SiteWiseResult<()> {
-        let call = self.inner().tag_resource(arn, tags);
+        let inner = self.inner(Operation::TagResource)?;
+        let call = inner.tag_resource(arn, tags);
         self.around(Operation::TagResource, call).await
     }
 
     async fn untag_resource(&self, arn: &str, keys: &[String]) -> SiteWiseResult<()> {
-        let call = self.inner().untag_resource(arn, keys);
+        let inner = self.inner(Operation::UntagResource)?;
+        let call = inner.untag_resource(arn, keys);
         self.around(Operation::UntagResource, call).await
     }
 
     async fn describe_asset_model(&self, model_id: &str) -> SiteWiseResult<ModelDescription> {
-        let call = self.inner().describe_asset_model(model_id);
+        let inner = self.inner(Operation::DescribeAssetModel)?;
+        let call = inner.describe_asset_model(model_id);
         self.around(Operation::DescribeAssetModel, call).await
     }
 
@@ -127,7 +135,8 @@ impl<D: Decorate> SiteWise for D {
         model: &NewModel,
         client_token: &str,
     ) -> SiteWiseResult<CreatedAsset> {
-        let call = self.inner().create_asset_model(model, client_token);
+        let inner = self.inner(Operation::CreateAssetModel)?;
+        let call = inner.create_asset_model(model, client_token);
         self.around(Operation::CreateAssetModel, call).await
     }
 
@@ -138,9 +147,8 @@ impl<D: Decorate> SiteWise for D {
         if_match: &str,
         client_token: &str,
     ) -> SiteWiseResult<AssetState> {
-        let call = self
-            .inner()
-            .update_asset_model(model_id, definition, if_match, client_token);
+        let inner = self.inner(Operation::UpdateAssetModel)?;
+        let call = inner.update_asset_model(model_id, definition, if_match, client_token);
         self.around(Operation::UpdateAssetModel, call).await
     }
 
@@ -150,14 +158,14 @@ impl<D: Decorate> SiteWise for D {
         if_match: Option<&str>,
         client_token: &str,
     ) -> SiteWiseResult<AssetState> {
-        let call = self
-            .inner()
-            .delete_asset_model(model_id, if_match, client_token);
+        let inner = self.inner(Operation::DeleteAssetModel)?;
+        let call = inner.delete_asset_model(model_id, if_match, client_token);
         self.around(Operation::DeleteAssetModel, call).await
     }
 
     async fn list_assets_of_model(&self, model_id: &str) -> SiteWiseResult<Vec<AssetSummary>> {
-        let call = self.inner().list_assets_of_model(model_id);
+        let inner = self.inner(Operation::ListAssets)?;
+        let call = inner.list_assets_of_model(model_id);
         self.around(Operation::ListAssets, call).await
     }
 }

@@ -140,8 +140,8 @@ impl<S> RateLimited<S> {
 impl<S: SiteWise> Decorate for RateLimited<S> {
     type Inner = S;
 
-    fn inner(&self) -> &S {
-        &self.inner
+    fn inner(&self, _: Operation) -> SiteWiseResult<impl std::ops::Deref<Target = S> + Send + '_> {
+        Ok(&self.inner)
     }
 
     async fn around<T: Send>(

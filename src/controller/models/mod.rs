@@ -9,10 +9,10 @@ pub mod declared;
 
 use std::sync::Arc;
 
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::{Client, ResourceExt};
 use tracing::Instrument;
 
 use super::status::{self, Events, StatusWriter};
@@ -28,24 +28,25 @@ pub type ModelStatus = StatusWriter<SiteWiseAssetModel>;
 pub async fn reconcile<S: SiteWise>(
     obj: Arc<SiteWiseAssetModel>,
     ctx: &Context<S>,
-    client: Client,
-    events: Events,
+    api: &Api<SiteWiseAssetModel>,
+    status: &ModelStatus,
+    events: &Events,
 ) -> Result<Action> {
-    let namespace = obj.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-    let api: Api<SiteWiseAssetModel> = Api::namespaced(client, &namespace);
-    let status = StatusWriter::for_resource(api.clone(), obj.as_ref());
-    let span =
-        tracing::info_span!("reconcile_model", namespace = %namespace, name = %obj.name_any());
-    let result = finalizer(&api, MODEL_FINALIZER, obj.clone(), |event| async {
+    let span = tracing::info_span!(
+        "reconcile_model",
+        namespace = %obj.namespace().unwrap_or_default(),
+        name = %obj.name_any()
+    );
+    let result = finalizer(api, MODEL_FINALIZER, obj.clone(), |event| async {
         match event {
-            Finalizer::Apply(obj) => apply::apply(&obj, ctx, &status, &events).await,
-            Finalizer::Cleanup(obj) => cleanup::cleanup(&obj, ctx, &status, &events).await,
+            Finalizer::Apply(obj) => apply::apply(&obj, ctx, status, events).await,
+            Finalizer::Cleanup(obj) => cleanup::cleanup(&obj, ctx, status, events).await,
         }
     })
     .instrument(span.clone())
     .await
     .map_err(Error::from_finalizer);
-    settle(&obj, ctx, &status, &events, result)
+    settle(&obj, ctx, status, events, result)
         .instrument(span)
         .await
 }

@@ -67,6 +67,12 @@ impl Default for SdkSettings {
 /// identity, EKS Pod Identity, IMDS), the configured retry budget and timeouts, and, when an
 /// endpoint override is set, an interceptor that keeps requests on that endpoint.
 pub async fn sdk_client(settings: &SdkSettings) -> Client {
+    let shared = shared_config(settings).await;
+    client_from(&shared, settings)
+}
+
+/// The SDK's shared configuration (region, app name, credential chain) for `settings`.
+pub async fn shared_config(settings: &SdkSettings) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
@@ -74,8 +80,16 @@ pub async fn sdk_client(settings: &SdkSettings) -> Client {
     if let Some(name) = settings.app_name.as_deref().and_then(app_name) {
         loader = loader.app_name(name);
     }
-    let shared = loader.load().await;
-    let mut builder = aws_sdk_iotsitewise::config::Builder::from(&shared)
+    loader.load().await
+}
+
+/// A SiteWise client on `shared` (its region and credentials) with the retry budget, timeouts,
+/// endpoint override and fence of `settings`. An endpoint `shared` carries (one meant for STS)
+/// is not inherited.
+pub fn client_from(shared: &aws_config::SdkConfig, settings: &SdkSettings) -> Client {
+    let mut builder = aws_sdk_iotsitewise::config::Builder::from(shared);
+    builder.set_endpoint_url(None);
+    let mut builder = builder
         .retry_config(RetryConfig::standard().with_max_attempts(settings.sdk_max_attempts.max(1)))
         .timeout_config(
             TimeoutConfig::builder()

@@ -1,0 +1,156 @@
+//! Reaching one connection: its SDK configuration (Region, the assumed role on top of the
+//! operator's own identity, endpoint override), the SiteWise client with that account's
+//! quotas, and the STS GetCallerIdentity check that tells whether it works and as whom.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use aws_config::Region;
+use aws_config::sts::AssumeRoleProvider;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use super::ConnClient;
+use crate::crd::SiteWiseConnectionSpec;
+use crate::metrics::{Instrumented, Metrics};
+use crate::sitewise::aws::{AwsSiteWise, SdkSettings, client_from, shared_config};
+use crate::sitewise::rate_limit::{RateLimited, Rates};
+
+/// Regions where IoT SiteWise is offered. A connection to another is refused with a
+/// condition rather than retried against an endpoint that does not exist.
+pub const SITEWISE_REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "ca-central-1",
+    "eu-central-1",
+    "eu-west-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "cn-north-1",
+    "us-gov-west-1",
+];
+
+/// The identity a connection resolves to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+}
+
+/// Why a connection does not work: the condition reason and a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// A connection's SiteWise client and its STS client (same credentials).
+pub struct Reach {
+    pub sitewise: Arc<ConnClient>,
+    pub sts: aws_sdk_sts::Client,
+}
+
+/// What decides how a connection is reached; a change rebuilds its clients.
+pub fn fingerprint(spec: &SiteWiseConnectionSpec) -> String {
+    format!(
+        "{}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+        spec.region,
+        spec.role_arn,
+        spec.external_id,
+        spec.session_name,
+        spec.endpoint,
+        spec.quotas.asset_rate,
+        spec.quotas.describe_asset_rate
+    )
+}
+
+/// Builds the clients of connection `name`. `template` carries the operator's retry budget,
+/// timeouts, fence and app name; `sts_endpoint` overrides STS (a VPC endpoint, or a test STS).
+pub async fn reach(
+    name: &str,
+    spec: &SiteWiseConnectionSpec,
+    template: &SdkSettings,
+    sts_endpoint: Option<&str>,
+    metrics: &Arc<Metrics>,
+) -> Result<Reach, CheckError> {
+    if !SITEWISE_REGIONS.contains(&spec.region.as_str()) {
+        return Err(CheckError {
+            reason: "UnknownRegion",
+            message: format!(
+                "IoT SiteWise is not offered in region {}; use one of {}",
+                spec.region,
+                SITEWISE_REGIONS.join(", ")
+            ),
+        });
+    }
+    let settings = SdkSettings {
+        region: Some(spec.region.clone()),
+        endpoint: spec.endpoint.clone(),
+        ..template.clone()
+    };
+    let mut base = shared_config(&settings).await;
+    if let Some(endpoint) = sts_endpoint {
+        base = base.into_builder().endpoint_url(endpoint).build();
+    }
+    if let Some(role) = &spec.role_arn {
+        let mut provider = AssumeRoleProvider::builder(role)
+            .region(Region::new(spec.region.clone()))
+            .session_name(
+                spec.session_name
+                    .clone()
+                    .unwrap_or_else(|| "sitewise-operator".into()),
+            )
+            .configure(&base);
+        if let Some(external_id) = &spec.external_id {
+            provider = provider.external_id(external_id);
+        }
+        let provider = provider.build().await;
+        base = base
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build();
+    }
+    let sts = aws_sdk_sts::Client::new(&base);
+    let rates = Rates {
+        asset_operations: NonZeroU32::new(spec.quotas.asset_rate),
+        describe_asset: NonZeroU32::new(spec.quotas.describe_asset_rate),
+    };
+    let sitewise = RateLimited::new(
+        Instrumented::for_connection(
+            AwsSiteWise::new(client_from(&base, &settings)),
+            metrics.clone(),
+            name,
+        ),
+        rates,
+    );
+    Ok(Reach {
+        sitewise: Arc::new(sitewise),
+        sts,
+    })
+}
+
+/// STS GetCallerIdentity with the connection's credentials (assuming its role first).
+pub async fn identity(sts: &aws_sdk_sts::Client) -> Result<Identity, CheckError> {
+    match sts.get_caller_identity().send().await {
+        Ok(out) => Ok(Identity {
+            account: out.account().unwrap_or_default().to_string(),
+            arn: out.arn().unwrap_or_default().to_string(),
+        }),
+        Err(e) => {
+            let text = DisplayErrorContext(&e).to_string();
+            let reason = if text.contains("AssumeRole") || text.contains("credentials") {
+                "AssumeRoleFailed"
+            } else {
+                "IdentityCheckFailed"
+            };
+            Err(CheckError {
+                reason,
+                message: text,
+            })
+        }
+    }
+}
