@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates (once) a virtual environment with the pinned boto3 and pytest for the emulator's
+# Creates (once) a virtual environment with the pinned boto3, pytest and moto (a real STS for
+# the multi-account tests) for the emulator's
 # Python contract tests, cached under $HOME keyed by the requirements file. Prints its path.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

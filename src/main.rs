@@ -18,8 +18,23 @@ use sitewise_operator::sitewise::aws::{AwsSiteWise, sdk_client};
 use sitewise_operator::sitewise::rate_limit::RateLimited;
 use sitewise_operator::telemetry;
 
-#[tokio::main]
-async fn main() {
+// Reconciles are deep async state machines (a deletion's steps nest several levels of
+// futures), and a debug build keeps them large; worker threads get room for that.
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(16 * 1024 * 1024)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(start()),
+        Err(e) => {
+            eprintln!("sitewise-operator: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn start() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crd => sitewise_operator::crd_yaml().map(|yaml| print!("{yaml}")),

@@ -57,8 +57,9 @@ pub struct Reach {
 /// What decides how a connection is reached; a change rebuilds its clients.
 pub fn fingerprint(spec: &SiteWiseConnectionSpec) -> String {
     format!(
-        "{}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
         spec.region,
+        spec.sts_endpoint,
         spec.role_arn,
         spec.external_id,
         spec.session_name,
@@ -93,7 +94,7 @@ pub async fn reach(
         ..template.clone()
     };
     let mut base = shared_config(&settings).await;
-    if let Some(endpoint) = sts_endpoint {
+    if let Some(endpoint) = spec.sts_endpoint.as_deref().or(sts_endpoint) {
         base = base.into_builder().endpoint_url(endpoint).build();
     }
     if let Some(role) = &spec.role_arn {
@@ -142,15 +143,65 @@ pub async fn identity(sts: &aws_sdk_sts::Client) -> Result<Identity, CheckError>
         }),
         Err(e) => {
             let text = DisplayErrorContext(&e).to_string();
-            let reason = if text.contains("AssumeRole") || text.contains("credentials") {
-                "AssumeRoleFailed"
-            } else {
-                "IdentityCheckFailed"
-            };
-            Err(CheckError {
-                reason,
-                message: text,
-            })
+            Err(explain(&text))
         }
+    }
+}
+
+/// A readable condition out of the SDK's error chain: the STS error code and message when
+/// there is one (an AssumeRole refused surfaces as a credentials error of the call).
+fn explain(text: &str) -> CheckError {
+    // Decoded by the SDK (`code: Some("…")`), or only in the raw body it could not decode
+    // (`<Code>…</Code>`, the query protocol's error document).
+    let between = |open: &str, close: char| {
+        text.split(open)
+            .nth(1)
+            .and_then(|rest| rest.split(close).next())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let field = |name: &str| {
+        let tag = name[..1].to_uppercase() + &name[1..];
+        between(&format!("{name}: Some(\""), '"').or_else(|| between(&format!("<{tag}>"), '<'))
+    };
+    let loading_credentials = text.contains("loading credentials");
+    let reason = if loading_credentials {
+        "AssumeRoleFailed"
+    } else {
+        "IdentityCheckFailed"
+    };
+    let message = match (field("code"), field("message")) {
+        (Some(code), Some(message)) if loading_credentials => format!(
+            "STS refused AssumeRole: {code}: {message}. Check that the operator's identity may assume the role and that the role's trust policy names it (deploy/iam-trust-policy.json)"
+        ),
+        (Some(code), Some(message)) => format!("STS GetCallerIdentity failed: {code}: {message}"),
+        _ => text.to_string(),
+    };
+    CheckError { reason, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_only_in_the_raw_body_is_read_from_it() {
+        let sdk = r#"an error occurred while loading credentials: service error: unhandled error: Error { aws_request_id: "x" } (body: b"<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>not authorized to perform: sts:AssumeRole</Message></Error></Errors></ErrorResponse>")"#;
+        let e = explain(sdk);
+        assert_eq!(
+            e.message.split(". Check").next(),
+            Some("STS refused AssumeRole: AccessDenied: not authorized to perform: sts:AssumeRole")
+        );
+    }
+
+    #[test]
+    fn a_refused_assume_role_is_told_in_a_sentence() {
+        let sdk = r#"dispatch failure: other: an error occurred while loading credentials: service error: unhandled error: Error { code: Some("AccessDenied"), message: Some("User: arn:aws:iam::123456789012:user/op is not authorized to perform: sts:AssumeRole"), aws_request_id: Some("x") }"#;
+        let e = explain(sdk);
+        assert_eq!(e.reason, "AssumeRoleFailed");
+        assert!(e.message.starts_with("STS refused AssumeRole: AccessDenied: User: arn:aws:iam::123456789012:user/op is not authorized"), "{}", e.message);
+        let other = explain("dispatch failure: io error: connection refused");
+        assert_eq!(other.reason, "IdentityCheckFailed");
+        assert!(other.message.contains("connection refused"));
     }
 }

@@ -146,6 +146,18 @@ where
     let mut snapshot = status.snapshot();
     let pinned = K::pin(&mut snapshot).and_then(|p| p.clone());
     let deleting = obj.meta().deletion_timestamp.is_some();
+    let has_finalizer = obj
+        .meta()
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == finalizer_name);
+    // The first pass only adds the finalizer (no SiteWise call; outside any connection, a call
+    // would be refused). Recording the connection after it keeps the two writes in order, so
+    // the next pass never sees a copy without the finalizer.
+    if !has_finalizer && !deleting {
+        return Routed::Ran(Box::pin(work()).await);
+    }
     match routing.decide(&namespace, reference, pinned.as_deref()) {
         Ok((choice, client)) => {
             if pinned.is_none() {

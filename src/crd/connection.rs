@@ -78,6 +78,16 @@ pub struct SiteWiseConnectionSpec {
     }]))]
     pub endpoint: Option<String>,
 
+    /// STS endpoint override for this connection's AssumeRole and GetCallerIdentity (an STS
+    /// VPC endpoint in that account's network); default: the operator's `--sts-endpoint`, else
+    /// the Region's STS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.matches('^https?://[^ ]+$')",
+        "message": "stsEndpoint must be an http:// or https:// URL"
+    }]))]
+    pub sts_endpoint: Option<String>,
+
     /// The request-rate quotas of this account and Region (SiteWise quotas are adjustable
     /// per account). Each connection has its own limiter, so a busy account never slows
     /// another.

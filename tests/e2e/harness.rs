@@ -256,6 +256,38 @@ impl Operator {
         identity: Option<&str>,
         rust_log: &str,
     ) -> anyhow::Result<Self> {
+        let debug = [("RUST_LOG", rust_log)];
+        Self::spawn(
+            env, namespace, endpoint, log_name, extra_args, identity, &debug,
+        )
+    }
+
+    /// [`Operator::start_with`] with environment variables added or replaced (credentials).
+    pub fn start_with_env(
+        env: &Env,
+        namespace: &str,
+        endpoint: &str,
+        log_name: &str,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let mut all = vec![(
+            "RUST_LOG",
+            "info,sitewise_operator=debug,kube_client::client::builder=off",
+        )];
+        all.extend_from_slice(envs);
+        Self::spawn(env, namespace, endpoint, log_name, extra_args, None, &all)
+    }
+
+    fn spawn(
+        env: &Env,
+        namespace: &str,
+        endpoint: &str,
+        log_name: &str,
+        extra_args: &[&str],
+        identity: Option<&str>,
+        envs: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{log_name}.log"));
         // Each start has its own log file name; truncate what an earlier run left there.
         let file = std::fs::File::create(&log)?;
@@ -286,7 +318,7 @@ impl Operator {
             .env("AWS_ACCESS_KEY_ID", "emulator")
             .env("AWS_SECRET_ACCESS_KEY", "emulator")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", rust_log)
+            .envs(envs.iter().copied())
             .envs(identity.map(|id| ("POD_NAME", id)))
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)

@@ -5,6 +5,7 @@
 //! Run with `cargo test --test e2e`; the control-plane binaries are built (or reused) by
 //! `scripts/build-control-plane.sh`. If the control plane cannot start, every case fails.
 
+mod accounts;
 mod cases;
 mod hardening;
 mod harness;
@@ -68,6 +69,7 @@ fn main() {
         case!(plan::plan_matches_the_deletion_that_follows),
         case!(models::plant_from_models_applied_in_any_order_then_pruned),
         case!(models::model_changes_and_bad_hierarchies),
+        case!(accounts::two_accounts_and_regions_through_assumed_roles),
     ];
     let selected = cases
         .iter()
