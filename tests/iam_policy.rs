@@ -54,3 +54,31 @@ fn the_optional_policy_denies_destruction_of_assets_not_claimed_by_this_cluster(
     let key = format!("aws:ResourceTag/{OWNER_TAG}");
     assert_eq!(condition[&key], "CLUSTER_ID/*", "{condition}");
 }
+
+#[test]
+fn connection_roles_trust_the_operator_and_the_operator_may_assume_only_them() {
+    let trust = policy("deploy/iam-trust-policy.json");
+    let statement = &trust["Statement"][0];
+    assert_eq!(statement["Effect"], "Allow");
+    assert!(actions(statement).contains("sts:AssumeRole"));
+    assert!(
+        statement["Principal"]["AWS"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("arn:aws:iam::") && p.contains(":role/")),
+        "the principal is the operator's role"
+    );
+    assert!(
+        statement["Condition"]["StringEquals"]["sts:ExternalId"].is_string(),
+        "the external ID a SiteWiseConnection sends (spec.externalId) is required"
+    );
+    let assume = policy("deploy/iam-policy-assume-roles.json");
+    let statement = &assume["Statement"][0];
+    assert_eq!(
+        actions(statement),
+        BTreeSet::from(["sts:AssumeRole".to_string()])
+    );
+    assert_eq!(
+        statement["Resource"],
+        "arn:aws:iam::*:role/sitewise-operator-*"
+    );
+}

@@ -16,6 +16,9 @@ use sitewise_operator::crd::{SiteWiseAsset, SiteWiseConnection};
 
 use crate::harness::*;
 
+const TENANCY: &str = "deploy/connection-tenancy.yaml";
+const TENANCY_CHART: &str = "deploy/helm/sitewise-operator/templates/connection-tenancy.yaml";
+
 /// moto's server on a free port; killed on drop.
 struct Moto {
     child: Child,
@@ -77,8 +80,8 @@ key = iam.create_access_key(UserName="sitewise-operator")["AccessKey"]
 iam.put_user_policy(UserName="sitewise-operator", PolicyName="assume", PolicyDocument=json.dumps({
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": [
-        "arn:aws:iam::111111111111:role/sitewise-plant-eu",
-        "arn:aws:iam::222222222222:role/sitewise-plant-us"]},
+        "arn:aws:iam::111111111111:role/sitewise-operator-plant-eu",
+        "arn:aws:iam::222222222222:role/sitewise-operator-plant-us"]},
         {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]}))
 print(key["AccessKeyId"], key["SecretAccessKey"])
 "#;
@@ -147,15 +150,15 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
         )
     };
     let manifest = [
-        connection("eu", "eu-west-1", "arn:aws:iam::111111111111:role/sitewise-plant-eu", ""),
-        connection("us", "us-east-2", "arn:aws:iam::222222222222:role/sitewise-plant-us", ""),
+        connection("eu", "eu-west-1", "arn:aws:iam::111111111111:role/sitewise-operator-plant-eu", ""),
+        connection("us", "us-east-2", "arn:aws:iam::222222222222:role/sitewise-operator-plant-us", ""),
         connection(
             "forbidden",
             "eu-central-1",
             "arn:aws:iam::333333333333:role/not-granted",
             &format!(", stsEndpoint: '{}'", strict_sts.endpoint),
         ),
-        connection("nowhere", "xx-fake-1", "arn:aws:iam::111111111111:role/sitewise-plant-eu", ""),
+        connection("nowhere", "xx-fake-1", "arn:aws:iam::111111111111:role/sitewise-operator-plant-eu", ""),
         format!(
             "apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseConnection\nmetadata: {{name: {ns}-other-team}}\n\
              spec: {{region: eu-west-1, endpoint: '{endpoint}', namespaces: [someone-else]}}\n"
@@ -187,11 +190,11 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
     for (name, wanted) in [
         (
             "eu",
-            "Connected: Acting as arn:aws:sts::111111111111:assumed-role/sitewise-plant-eu/",
+            "Connected: Acting as arn:aws:sts::111111111111:assumed-role/sitewise-operator-plant-eu/",
         ),
         (
             "us",
-            "Connected: Acting as arn:aws:sts::222222222222:assumed-role/sitewise-plant-us/",
+            "Connected: Acting as arn:aws:sts::222222222222:assumed-role/sitewise-operator-plant-us/",
         ),
         (
             "forbidden",
@@ -302,6 +305,43 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
     };
     ensure!(count("111111111111", "eu-west-1") == Some(1));
     ensure!(count("222222222222", "us-east-2") == Some(1));
+
+    // The API server enforces the same tenancy before a resource exists.
+    ensure!(
+        crate::protection::documents(&std::fs::read_to_string(repo().join(TENANCY))?)?
+            == crate::protection::documents(&std::fs::read_to_string(repo().join(TENANCY_CHART))?)?,
+        "the chart's tenancy policy differs from {TENANCY}"
+    );
+    kubectl(&env.plane.kubeconfig, &["apply", "-f", TENANCY])?;
+    let dry_run = |name: &str, connection: &str| {
+        kubectl_output(
+            &env.plane.kubeconfig,
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(&asset(name, Some(connection))),
+        )
+    };
+    let refused = eventually(
+        "the tenancy policy is in force",
+        Duration::from_secs(30),
+        || async {
+            dry_run("press-intruder", "other-team")
+                .ok()
+                .filter(|out| !out.status.success())
+        },
+    )
+    .await?;
+    let message = String::from_utf8_lossy(&refused.stderr).into_owned();
+    ensure!(
+        message.contains(&format!(
+            "SiteWiseConnection {ns}-other-team does not allow namespace {ns}"
+        )),
+        "{message}"
+    );
+    ensure!(
+        dry_run("press-eu-2", "eu")?.status.success(),
+        "an allowed connection passes"
+    );
+    kubectl(&env.plane.kubeconfig, &["delete", "-f", TENANCY])?;
 
     // A resource never moves: changing the namespace default does not move press-us.
     kubectl(

@@ -13,7 +13,7 @@ const POLICY: &str = "deploy/deletion-protection.yaml";
 const CHART_TEMPLATE: &str = "deploy/helm/sitewise-operator/templates/deletion-protection.yaml";
 
 /// The YAML documents of `text`, without Helm's `{{ }}` lines.
-fn documents(text: &str) -> anyhow::Result<Vec<serde_yaml::Value>> {
+pub fn documents(text: &str) -> anyhow::Result<Vec<serde_yaml::Value>> {
     let plain: String = text
         .lines()
         .filter(|l| !l.trim_start().starts_with("{{"))
