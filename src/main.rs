@@ -198,6 +198,19 @@ async fn plan(args: PlanArgs, tree: bool) -> anyhow::Result<()> {
                 .is_some_and(|n| args.names.contains(n))
         });
     }
+    // plan reads the operator's own account; a resource of another connection would be
+    // planned against the wrong account, so it is refused rather than guessed at.
+    if let Some(other) = targets.iter().find(|t| {
+        let pinned = t.status.as_ref().and_then(|s| s.connection.as_deref());
+        t.spec.connection_ref.is_some()
+            || pinned.is_some_and(|p| p != sitewise_operator::crd::OPERATOR_CONNECTION)
+    }) {
+        anyhow::bail!(
+            "SiteWiseAsset {}/{} lives in a SiteWiseConnection; plan and tree read only the operator's own account and region (select resources of that connection out)",
+            other.metadata.namespace.as_deref().unwrap_or_default(),
+            other.metadata.name.as_deref().unwrap_or_default()
+        );
+    }
     let all = Api::<SiteWiseAsset>::all(client.clone())
         .list(&ListParams::default())
         .await?

@@ -157,3 +157,45 @@ impl Registry {
             .remove(name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sitewise::SiteWise;
+    use crate::sitewise::aws::emulator_client;
+    use crate::sitewise::rate_limit::Rates;
+
+    fn client(metrics: &Arc<Metrics>) -> Arc<ConnClient> {
+        // Nothing listens on port 9: a call that reaches this client fails to connect.
+        let aws = AwsSiteWise::new(emulator_client("http://127.0.0.1:9"));
+        Arc::new(RateLimited::new(
+            Instrumented::for_connection(aws, metrics.clone(), "eu"),
+            Rates {
+                asset_operations: None,
+                describe_asset: None,
+            },
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_call_outside_a_connection_is_refused_and_one_inside_goes_to_it() {
+        let metrics = Arc::new(Metrics::default());
+        let refused = Scoped.describe_asset("a").await.expect_err("no scope");
+        assert_eq!(refused.code, "NoConnection");
+        assert_eq!(refused.kind, ErrorKind::Permanent);
+        assert!(
+            !metrics.encode().contains("DescribeAsset"),
+            "nothing was sent"
+        );
+        let sent = scoped(client(&metrics), Scoped.describe_asset("a"))
+            .await
+            .expect_err("nothing listens");
+        assert_ne!(sent.code, "NoConnection");
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"connection="eu",operation="DescribeAsset""#),
+            "counted under the connection"
+        );
+    }
+}

@@ -177,6 +177,11 @@ where
             // two copies on a worker thread's stack.
             Routed::Ran(scoped(client, Box::pin(work())).await)
         }
+        // Released by a person without touching SiteWise (the force-orphan annotation): the
+        // cleanup's release makes no SiteWise call, so it needs no connection.
+        Err(_) if deleting && crate::crd::force_orphan_reason(obj.meta()).is_some() => {
+            Routed::Ran(Box::pin(work()).await)
+        }
         Err(_) if deleting && pinned.is_none() => {
             Routed::Released(release_unreached(api, finalizer_name, obj, events).await)
         }
