@@ -43,9 +43,11 @@ const CALM: Tenant = Tenant {
     asset_tps: 30.0,
 };
 
-fn seed(prefix: &str, n: usize) -> anyhow::Result<Seed> {
-    let assets: Vec<_> = (0..n)
-        .map(|i| serde_json::json!({"name": format!("{prefix}-{i}"), "externalId": format!("{prefix}-{i}"), "model": "externalId:machine-model"}))
+/// The model and two rounds of `n` assets.
+fn seed(connection: &str, n: usize) -> anyhow::Result<Seed> {
+    let assets: Vec<_> = (0..2)
+        .flat_map(|round| (0..n).map(move |i| format!("{connection}-{round}-{i}")))
+        .map(|id| serde_json::json!({"name": id, "externalId": id, "model": "externalId:machine-model"}))
         .collect();
     Ok(serde_json::from_value(serde_json::json!({
         "models": [{"name": "Machine", "externalId": "machine-model"}],
@@ -148,26 +150,23 @@ async fn bench() -> anyhow::Result<()> {
         .unwrap_or(150);
     let env = Env::start().await?;
     let ns = env.namespace("bench-accounts").await?;
+    // A real STS (moto's) answers the connections' identity checks.
+    let sts = moto(&venv()?, None).await?;
     let mut settings = quiet();
     settings.timings.delete = Duration::from_secs(1);
     let (emu, _) = emulator(settings, &Seed::default()).await?;
     for t in [&BUSY, &CALM] {
         let shared = emu.tenant(ACCOUNT, t.region);
         let mut store = sitewise_emulator::lock(&shared);
-        for round in 0..2 {
-            sitewise_emulator::seed::apply(
-                &mut store,
-                &seed(&format!("{}-{round}", t.connection), n)?,
-            )
+        sitewise_emulator::seed::apply(&mut store, &seed(t.connection, n)?)
             .map_err(|e| anyhow::anyhow!("seed: {}", e.message))?;
-        }
     }
     let _operator = Operator::start_logged(
         &env,
         &ns,
         &emu.endpoint(),
         "accounts-bench",
-        &PRODUCTION_TIMINGS,
+        &[&PRODUCTION_TIMINGS[..], &["--sts-endpoint", &sts.endpoint]].concat(),
         None,
         "info,kube_client::client::builder=off",
     )?;

@@ -52,6 +52,19 @@ pub struct CheckError {
 pub struct Reach {
     pub sitewise: Arc<ConnClient>,
     pub sts: aws_sdk_sts::Client,
+    /// Reconciles that may run through this connection at once.
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+/// A connection's share of the reconcile slots: half its asset rate, at least 2 (as the
+/// operator's own concurrency follows its rate), so the resources of a slow account, waiting
+/// for its quota, never hold the slots another account's resources need. `None` (no limit)
+/// when its limiter is off.
+pub fn slots(asset_rate: u32) -> Option<Arc<tokio::sync::Semaphore>> {
+    (asset_rate > 0).then(|| {
+        let n = asset_rate.div_ceil(2).max(2) as usize;
+        Arc::new(tokio::sync::Semaphore::new(n))
+    })
 }
 
 /// What decides how a connection is reached; a change rebuilds its clients.
@@ -131,6 +144,7 @@ pub async fn reach(
     Ok(Reach {
         sitewise: Arc::new(sitewise),
         sts,
+        slots: slots(spec.quotas.asset_rate),
     })
 }
 
@@ -183,6 +197,15 @@ fn explain(text: &str) -> CheckError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_gets_slots_in_proportion_to_its_rate() {
+        let permits = |rate| slots(rate).map(|s| s.available_permits());
+        assert_eq!(permits(5), Some(3));
+        assert_eq!(permits(30), Some(15));
+        assert_eq!(permits(1), Some(2));
+        assert_eq!(permits(0), None);
+    }
 
     #[test]
     fn a_refusal_only_in_the_raw_body_is_read_from_it() {

@@ -63,6 +63,14 @@ impl Decorate for Scoped {
     }
 }
 
+/// What a reconcile runs through: a connection's client, and its share of the reconcile
+/// slots (`None` for the operator's own connection, which has all of them).
+#[derive(Clone)]
+pub struct Lane {
+    pub client: Arc<ConnClient>,
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
+}
+
 struct Built {
     fingerprint: String,
     reach: check::Reach,
@@ -96,16 +104,22 @@ impl Registry {
         }
     }
 
-    /// The client of `choice`, once its connection has been checked.
-    pub fn client(&self, choice: &Choice) -> Option<Arc<ConnClient>> {
+    /// The client (and slots) of `choice`, once its connection has been checked.
+    pub fn lane(&self, choice: &Choice) -> Option<Lane> {
         match choice {
-            Choice::Operator => Some(self.operator.clone()),
+            Choice::Operator => Some(Lane {
+                client: self.operator.clone(),
+                slots: None,
+            }),
             Choice::Named(name) => self
                 .named
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(name)
-                .map(|b| b.reach.sitewise.clone()),
+                .map(|b| Lane {
+                    client: b.reach.sitewise.clone(),
+                    slots: b.reach.slots.clone(),
+                }),
         }
     }
 

@@ -19,12 +19,15 @@ use kube::{Resource, ResourceExt};
 use super::status::{Events, StatusWriter, Tracked, not_ready};
 use crate::backoff::jittered;
 use crate::connections::select::{self, Choice, Refusal};
-use crate::connections::{ConnClient, Registry, scoped};
+use crate::connections::{Lane, Registry, scoped};
 use crate::crd::{NAMESPACE_CONNECTION_ANNOTATION, SiteWiseConnection};
 use crate::error::{Error, Result};
 
 /// How often a refused resource looks again (a connection created or fixed meanwhile).
 const REFUSED_POLL: Duration = Duration::from_secs(15);
+
+/// How soon a resource whose connection has no free slot looks again.
+const SLOT_POLL: Duration = Duration::from_millis(500);
 
 /// What the router needs: the clients, the connections and the namespaces (default
 /// annotation, labels for namespace selectors).
@@ -88,7 +91,7 @@ impl Routing {
         namespace: &str,
         reference: Option<&str>,
         pinned: Option<&str>,
-    ) -> std::result::Result<(Choice, Arc<ConnClient>), Refusal> {
+    ) -> std::result::Result<(Choice, Lane), Refusal> {
         let (default, labels) = self.namespace(namespace);
         let wanted = select::wanted(reference, default.as_deref());
         let connections = self
@@ -97,8 +100,8 @@ impl Routing {
             .map(|c| c.connections.state())
             .unwrap_or_default();
         let choice = select::decide(wanted, pinned, &connections, namespace, &labels)?;
-        match self.registry.client(&choice) {
-            Some(client) => Ok((choice, client)),
+        match self.registry.lane(&choice) {
+            Some(lane) => Ok((choice, lane)),
             None => Err(Refusal::NotReady {
                 name: choice.pin().to_string(),
                 reason: "not checked yet".into(),
@@ -159,7 +162,16 @@ where
         return Routed::Ran(Box::pin(work()).await);
     }
     match routing.decide(&namespace, reference, pinned.as_deref()) {
-        Ok((choice, client)) => {
+        Ok((choice, lane)) => {
+            // The connection's share of the slots; without one free, look again soon
+            // instead of waiting for this account's quota in a slot another account needs.
+            let permit = match lane.slots.map(|s| s.try_acquire_owned()) {
+                Some(Err(_)) => {
+                    return Routed::Refused(Ok(Action::requeue(jittered(SLOT_POLL))));
+                }
+                Some(Ok(permit)) => Some(permit),
+                None => None,
+            };
             if pinned.is_none() {
                 let pin = choice.pin().to_string();
                 let written = status
@@ -175,7 +187,9 @@ where
             }
             // Boxed: a reconcile's future is large, and nesting it in the scope's would put
             // two copies on a worker thread's stack.
-            Routed::Ran(scoped(client, Box::pin(work())).await)
+            let ran = scoped(lane.client, Box::pin(work())).await;
+            drop(permit);
+            Routed::Ran(ran)
         }
         // Released by a person without touching SiteWise (the force-orphan annotation): the
         // cleanup's release makes no SiteWise call, so it needs no connection.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
@@ -548,3 +548,53 @@ pub const RELEASE_REASONS: [&str; 5] = [
     "AssetNotOwned",
     "AssetOrphaned",
 ];
+
+/// moto's server on a free port; killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn venv() -> anyhow::Result<String> {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/python-env.sh"))
+        .stderr(Stdio::inherit())
+        .output()?;
+    ensure!(out.status.success(), "python-env.sh failed");
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Starts moto; with `auth_after`, IAM authorization is enforced after that many calls.
+pub async fn moto(venv: &str, auth_after: Option<u32>) -> anyhow::Result<Moto> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut command = Command::new(format!("{venv}/bin/moto_server"));
+    command
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(n) = auth_after {
+        command.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
+    }
+    let moto = Moto {
+        child: command.spawn().context("starting moto_server")?,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    eventually("moto answers", Duration::from_secs(30), || async {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .await?;
+    Ok(moto)
+}
