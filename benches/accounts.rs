@@ -181,16 +181,7 @@ async fn bench() -> anyhow::Result<()> {
             )
         })
         .collect();
-    let out = kubectl_output(
-        &env.plane.kubeconfig,
-        &["apply", "-f", "-"],
-        Some(&manifest),
-    )?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    kubectl_apply(&env, &manifest)?;
     // The quotas the accounts enforce, once the assets are adopted (adoption is not measured).
     let enforce = |emu: &Emulator| {
         for t in [&BUSY, &CALM] {

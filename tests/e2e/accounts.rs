@@ -37,19 +37,23 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
 "#;
 
 fn ready_reason(obj: &SiteWiseAsset) -> String {
-    obj.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| format!("{}: {}", c.reason, c.message))
-        .unwrap_or_default()
+    condition_text(
+        obj.status
+            .as_ref()
+            .map(|s| &s.conditions[..])
+            .unwrap_or_default(),
+        "Ready",
+    )
 }
 
 fn connection_reason(obj: &SiteWiseConnection) -> String {
-    obj.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| format!("{}: {}", c.reason, c.message))
-        .unwrap_or_default()
+    condition_text(
+        obj.status
+            .as_ref()
+            .map(|s| &s.conditions[..])
+            .unwrap_or_default(),
+        "Ready",
+    )
 }
 
 pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow::Result<()> {
@@ -115,16 +119,7 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
         ),
     ]
     .concat();
-    let out = kubectl_output(
-        &env.plane.kubeconfig,
-        &["apply", "-f", "-"],
-        Some(&manifest),
-    )?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    kubectl_apply(env, &manifest)?;
     // The namespace's default: the US connection.
     kubectl(
         &env.plane.kubeconfig,
@@ -190,16 +185,7 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
         asset("press-missing", Some("missing")),
     ]
     .concat();
-    let out = kubectl_output(
-        &env.plane.kubeconfig,
-        &["apply", "-f", "-"],
-        Some(&manifest),
-    )?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    kubectl_apply(env, &manifest)?;
     let api = env.assets(&ns);
     for (name, wanted) in [
         ("press-eu", "AssetReady"),
@@ -334,17 +320,7 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
 
     // Deleting everything: each asset is deleted once, in its own account; the refused
     // resources, which never reached SiteWise, are released.
-    kubectl(
-        &env.plane.kubeconfig,
-        &[
-            "delete",
-            "sitewiseassets",
-            "--all",
-            "-n",
-            &ns,
-            "--wait=false",
-        ],
-    )?;
+    delete_all_assets(env, &ns)?;
     wait_all_gone(&api, Duration::from_secs(90)).await?;
     for (account, region) in [("111111111111", "eu-west-1"), ("222222222222", "us-east-2")] {
         let shared = emu.tenant(account, region);

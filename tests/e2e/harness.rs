@@ -462,6 +462,42 @@ pub async fn wait_all_ready(
     .await
 }
 
+/// `kubectl apply -f -` of `manifest`; fails with kubectl's message.
+pub fn kubectl_apply(env: &Env, manifest: &str) -> anyhow::Result<()> {
+    let out = kubectl_output(&env.plane.kubeconfig, &["apply", "-f", "-"], Some(manifest))?;
+    ensure!(
+        out.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Deletes every SiteWiseAsset of `namespace` without waiting (as a prune would).
+pub fn delete_all_assets(env: &Env, namespace: &str) -> anyhow::Result<()> {
+    kubectl(
+        &env.plane.kubeconfig,
+        &[
+            "delete",
+            "sitewiseassets",
+            "--all",
+            "-n",
+            namespace,
+            "--wait=false",
+        ],
+    )?;
+    Ok(())
+}
+
+/// `<reason>: <message>` of a condition of `conditions`, empty when absent.
+pub fn condition_text(conditions: &[sitewise_operator::crd::Condition], type_: &str) -> String {
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| format!("{}: {}", c.reason, c.message))
+        .unwrap_or_default()
+}
+
 /// Applies `manifest` with kubectl and waits until `count` resources of `namespace` are Ready.
 pub async fn apply_ready(
     env: &Env,

@@ -23,11 +23,13 @@ fn models(env: &Env, namespace: &str) -> Api<SiteWiseAssetModel> {
 }
 
 fn reason(obj: &SiteWiseAssetModel) -> String {
-    obj.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| format!("{}: {}", c.reason, c.message))
-        .unwrap_or_default()
+    condition_text(
+        obj.status
+            .as_ref()
+            .map(|s| &s.conditions[..])
+            .unwrap_or_default(),
+        "Ready",
+    )
 }
 
 async fn wait_models_ready(api: &Api<SiteWiseAssetModel>, count: usize) -> anyhow::Result<()> {

@@ -193,17 +193,7 @@ pub async fn plan_matches_the_deletion_that_follows(env: &Env) -> anyhow::Result
     let planned = planned_deletions(&plan);
     ensure!(planned.len() == names.len(), "{plan}");
 
-    kubectl(
-        &env.plane.kubeconfig,
-        &[
-            "delete",
-            "sitewiseassets",
-            "--all",
-            "-n",
-            &ns,
-            "--wait=false",
-        ],
-    )?;
+    delete_all_assets(env, &ns)?;
     wait_all_gone(&api, Duration::from_secs(90)).await?;
     drop(operator);
     let effective = |op: Op| {
