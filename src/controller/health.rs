@@ -30,6 +30,9 @@ const NEEDS_A_PERSON: &[&str] = &[
     "ModelNameTaken",
     "ModelDeletedOutside",
     "ModelFailed",
+    "ModelInOtherConnection",
+    "ConnectionChanged",
+    "ConnectionNotAllowed",
 ];
 
 /// Sets `Stalled` and `Reconciling` from `Terminal` and `Ready`.

@@ -183,6 +183,16 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
         asset("press-nowhere", Some("nowhere")),
         asset("press-other-team", Some("other-team")),
         asset("press-missing", Some("missing")),
+        // A model of the EU account, an asset made from it there, and one of another
+        // connection that names it.
+        format!(
+            "apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAssetModel\nmetadata: {{name: robot, namespace: {ns}}}\n\
+             spec: {{connectionRef: {{name: {ns}-eu}}}}\n---\n\
+             apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: robot-eu, namespace: {ns}}}\n\
+             spec: {{assetModelRef: {{name: robot}}, connectionRef: {{name: {ns}-eu}}}}\n---\n\
+             apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {{name: robot-us, namespace: {ns}}}\n\
+             spec: {{assetModelRef: {{name: robot}}}}\n"
+        ),
     ]
     .concat();
     kubectl_apply(env, &manifest)?;
@@ -197,6 +207,13 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
         ("press-nowhere", "ConnectionNotReady: SiteWiseConnection"),
         ("press-other-team", "ConnectionNotAllowed"),
         ("press-missing", "ConnectionNotFound"),
+        ("robot-eu", "AssetReady"),
+        (
+            "robot-us",
+            &*format!(
+                "ModelInOtherConnection: SiteWiseAssetModel robot lives in connection {ns}-eu, this asset in {ns}-us"
+            ),
+        ),
     ] {
         eventually(
             &format!("{name}: {wanted}"),
@@ -239,7 +256,7 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
             .as_array()
             .map(Vec::len)
     };
-    ensure!(count("111111111111", "eu-west-1") == Some(1));
+    ensure!(count("111111111111", "eu-west-1") == Some(2));
     ensure!(count("222222222222", "us-east-2") == Some(1));
 
     // The API server enforces the same tenancy before a resource exists.
@@ -321,8 +338,35 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
     // Deleting everything: each asset is deleted once, in its own account; the refused
     // resources, which never reached SiteWise, are released.
     delete_all_assets(env, &ns)?;
+    kubectl(
+        &env.plane.kubeconfig,
+        &[
+            "delete",
+            "sitewiseassetmodel",
+            "robot",
+            "-n",
+            &ns,
+            "--wait=false",
+        ],
+    )?;
     wait_all_gone(&api, Duration::from_secs(90)).await?;
-    for (account, region) in [("111111111111", "eu-west-1"), ("222222222222", "us-east-2")] {
+    let models: Api<sitewise_operator::crd::SiteWiseAssetModel> =
+        Api::namespaced(env.client.clone(), &ns);
+    eventually("the model is gone", Duration::from_secs(60), || async {
+        models.get_opt("robot").await.ok().filter(Option::is_none)
+    })
+    .await?;
+    ensure!(
+        sitewise_emulator::lock(&emu.tenant("111111111111", "eu-west-1")).snapshot()["models"]
+            .as_array()
+            .map(Vec::len)
+            == Some(1),
+        "only the seeded model is left in the EU account"
+    );
+    for (account, region, assets) in [
+        ("111111111111", "eu-west-1", 2),
+        ("222222222222", "us-east-2", 1),
+    ] {
         let shared = emu.tenant(account, region);
         let tenant = sitewise_emulator::lock(&shared);
         ensure!(tenant.snapshot()["assets"].as_array().map(Vec::len) == Some(0));
@@ -331,7 +375,7 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
             .iter()
             .filter(|e| e.operation == Op::DeleteAsset && e.status < 300 && !e.replay)
             .count();
-        ensure!(deletes == 1, "{account}: {deletes} DeleteAsset");
+        ensure!(deletes == assets, "{account}: {deletes} DeleteAsset");
     }
     ensure!(emu.store().journal().is_empty());
     for name in ["eu", "us", "forbidden", "nowhere", "other-team"] {

@@ -142,6 +142,7 @@ fn model_of<S>(
     obj: &SiteWiseAsset,
     ctx: &Context<S>,
     source: ModelSource<'_>,
+    connection: Option<&str>,
 ) -> std::result::Result<String, (&'static str, String)> {
     let name = match source {
         ModelSource::Id(reference) => return Ok(reference.to_string()),
@@ -160,6 +161,18 @@ fn model_of<S>(
         return Err((
             "WaitingForModel",
             format!("SiteWiseAssetModel {name} is being deleted; no asset is created from it"),
+        ));
+    }
+    // A model lives in one account: an asset of another connection cannot be made from it.
+    let model_connection = model.status.as_ref().and_then(|s| s.connection.as_deref());
+    if let (Some(mine), Some(its)) = (connection, model_connection)
+        && mine != its
+    {
+        return Err((
+            "ModelInOtherConnection",
+            format!(
+                "SiteWiseAssetModel {name} lives in connection {its}, this asset in {mine}; name a model of the same connection"
+            ),
         ));
     }
     match model.model_id() {
@@ -185,10 +198,12 @@ async fn create<S: SiteWise>(
     let Mode::Create { model: source } = mode else {
         return Ok(Resolved::Stop(ctx.settings.resync));
     };
-    let model = match model_of(obj, ctx, source) {
+    let connection = status.snapshot().connection;
+    let model = match model_of(obj, ctx, source, connection.as_deref()) {
         Ok(model) => model,
         Err((reason, message)) => {
-            not_ready(status, events, reason, message, false).await?;
+            let warn = reason == "ModelInOtherConnection";
+            not_ready(status, events, reason, message, warn).await?;
             return Ok(Resolved::Stop(ctx.settings.poll_interval));
         }
     };
