@@ -71,6 +71,9 @@ pub struct Lane {
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
+/// How long a connection's check (AssumeRole and GetCallerIdentity) may take.
+pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 struct Built {
     fingerprint: String,
     reach: check::Reach,
@@ -123,8 +126,22 @@ impl Registry {
         }
     }
 
-    /// Builds (or keeps) the connection's clients and asks STS who they act as.
+    /// Builds (or keeps) the connection's clients and asks STS who they act as, within
+    /// [`CHECK_TIMEOUT`] (an STS that does not answer must not hold a reconcile, or a shutdown).
     pub async fn check(&self, connection: &SiteWiseConnection) -> Result<Identity, CheckError> {
+        match tokio::time::timeout(CHECK_TIMEOUT, self.check_now(connection)).await {
+            Ok(result) => result,
+            Err(_) => Err(CheckError {
+                reason: "IdentityCheckFailed",
+                message: format!(
+                    "STS did not answer within {} s; is its endpoint reachable from the operator?",
+                    CHECK_TIMEOUT.as_secs()
+                ),
+            }),
+        }
+    }
+
+    async fn check_now(&self, connection: &SiteWiseConnection) -> Result<Identity, CheckError> {
         let name = connection.metadata.name.clone().unwrap_or_default();
         let fingerprint = check::fingerprint(&connection.spec);
         let existing = self
