@@ -100,7 +100,9 @@ pub fn run(
         .modify(crate::controller::trim::<SiteWiseConnection>)
         .reflect(writer)
         .applied_objects();
-    let controller = Controller::for_stream(objects, reader).graceful_shutdown_on(shutdown);
+    // Stopped at once, not gracefully: a check only reads, and a graceful stop requested before
+    // the first list of connections arrives would wait for a store that no longer fills.
+    let controller = Controller::for_stream(objects, reader);
     let store = controller.store();
     let ctx = Arc::new(Ctx {
         registry,
@@ -109,6 +111,7 @@ pub fn run(
     });
     let running = controller
         .run(reconcile, error_policy, ctx)
+        .take_until(shutdown)
         .for_each(|outcome| async move {
             if let Err(e) = outcome {
                 tracing::debug!(error = %e, "connection reconcile");

@@ -483,6 +483,34 @@ fn log_outcome<K: kube::Resource, E: std::fmt::Display>(
     }
 }
 
+/// Whether a watch cache has had its first list.
+fn ready_now<K: kube::Resource + Clone>(store: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    futures::FutureExt::now_or_never(store.wait_until_ready()).is_some()
+}
+
+/// Runs a controller that stops gracefully on shutdown (running reconciles finish), except
+/// when shutdown comes before its cache's first list: then nothing runs yet, and kube-runtime
+/// would wait for a list it no longer reads, so it is dropped at once.
+async fn stop_gracefully(
+    controller: impl std::future::Future<Output = ()>,
+    cache_ready: impl Fn() -> bool,
+    shutdown: crate::shutdown::Shutdown,
+) {
+    let unready_at_shutdown = async {
+        shutdown.requested().await;
+        if cache_ready() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = controller => {}
+        () = unready_at_shutdown => tracing::debug!("stopped before the first list"),
+    }
+}
+
 /// Where the controller looks and how hard it works.
 pub struct RunOptions {
     pub namespace: Option<String>,
@@ -563,6 +591,7 @@ pub async fn run<S: SiteWise>(
         assets: controller.store(),
         models: model_controller.store(),
     };
+    let (asset_store, model_store) = (controller.store(), model_controller.store());
     let mut ctx = ctx.with_resources(Arc::new(caches));
     ctx.namespace = options.namespace.clone();
     let (routing, connections) = match options.connections.clone() {
@@ -613,6 +642,28 @@ pub async fn run<S: SiteWise>(
                 .for_each(|outcome| async move { log_outcome(outcome) })
                 .await
         }
+    };
+    let assets = async {
+        stop_gracefully(
+            assets,
+            move || ready_now(&asset_store),
+            options.shutdown.clone(),
+        )
+        .await;
+        tracing::debug!("asset controller stopped");
+    };
+    let models = async {
+        stop_gracefully(
+            models,
+            move || ready_now(&model_store),
+            options.shutdown.clone(),
+        )
+        .await;
+        tracing::debug!("model controller stopped");
+    };
+    let connections = async {
+        connections.await;
+        tracing::debug!("connection controller and namespace watch stopped");
     };
     tokio::join!(assets, models, connections);
     tracing::info!("controller stopped");

@@ -242,6 +242,14 @@ pub async fn start(
             }
         });
     let running = async move {
+        let checking = async {
+            checking.await;
+            tracing::debug!("connection controller stopped");
+        };
+        let watching = async {
+            watching.await;
+            tracing::debug!("namespace watch stopped");
+        };
         tokio::join!(checking, watching);
     };
     (

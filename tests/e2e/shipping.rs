@@ -36,6 +36,16 @@ pub async fn standby_is_ready_and_shutdown_releases_the_lease(env: &Env) -> anyh
         "15s",
     ];
     let start = |name| Operator::start_as(env, &ns, &emu.endpoint(), name, &election, Some(name));
+    // A connection whose STS cannot be reached (no internet here): its checks must not hold
+    // a shutdown, nor must a cache not yet filled when the signal comes.
+    let probe = format!("{ns}-unreachable");
+    kubectl_apply(
+        env,
+        &format!(
+            "apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseConnection\nmetadata: {{name: {probe}}}\n\
+             spec: {{region: eu-west-1, roleArn: 'arn:aws:iam::111111111111:role/sitewise-operator-x', namespaces: [{ns}]}}\n"
+        ),
+    )?;
     let mut first = start("shutdown-1")?;
     eventually("first replica leads", Duration::from_secs(30), || async {
         first
@@ -125,6 +135,10 @@ pub async fn standby_is_ready_and_shutdown_releases_the_lease(env: &Env) -> anyh
         signalled.elapsed().as_secs_f64()
     );
     ensure!(second.log_text().contains("released leadership"));
+    kubectl(
+        &env.plane.kubeconfig,
+        &["delete", "sitewiseconnection", &probe, "--wait=false"],
+    )?;
     Ok(())
 }
 
