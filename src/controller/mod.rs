@@ -411,7 +411,8 @@ async fn report(
     }
 }
 
-fn error_policy<S>(_obj: Arc<SiteWiseAsset>, err: &Error, app: Arc<App<S>>) -> Action {
+/// The requeue after a failed reconcile of either kind: the delay chosen when it was reported.
+fn error_policy<K, S>(_obj: Arc<K>, err: &Error, app: Arc<App<S>>) -> Action {
     match err {
         Error::Reported { retry_after, .. } => Action::requeue(*retry_after),
         _ => Action::requeue(jittered(app.ctx.settings.backoff.base)),
@@ -425,13 +426,6 @@ pub fn trim<K: kube::Resource>(obj: &mut K) {
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-}
-
-fn model_error_policy<S>(_obj: Arc<SiteWiseAssetModel>, err: &Error, app: Arc<App<S>>) -> Action {
-    match err {
-        Error::Reported { retry_after, .. } => Action::requeue(*retry_after),
-        _ => Action::requeue(jittered(app.ctx.settings.backoff.base)),
     }
 }
 
@@ -638,7 +632,7 @@ pub async fn run<S: SiteWise>(
     let models = async {
         if models_served {
             model_controller
-                .run(reconcile_model, model_error_policy, app)
+                .run(reconcile_model, error_policy, app)
                 .for_each(|outcome| async move { log_outcome(outcome) })
                 .await
         }

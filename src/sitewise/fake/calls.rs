@@ -80,7 +80,7 @@ impl State {
     }
 }
 
-fn call(op: Operation, target: &str, child: Option<&str>, token: Option<&str>) -> Call {
+pub(super) fn call(op: Operation, target: &str, child: Option<&str>, token: Option<&str>) -> Call {
     Call {
         operation: op,
         target: target.into(),

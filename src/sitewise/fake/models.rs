@@ -3,7 +3,8 @@
 //! and the current ETag, and a model with assets, or used by another model's hierarchy,
 //! cannot be deleted.
 
-use super::{Call, FakeModel, State, not_found};
+use super::calls::call;
+use super::{FakeModel, State, not_found};
 use crate::sitewise::{
     AssetState, AssetSummary, CreatedAsset, ErrorKind, Hierarchy, ModelDefinition,
     ModelDescription, NewModel, Operation, Property, SiteWiseError, SiteWiseResult,
@@ -59,20 +60,10 @@ fn install(model: &mut FakeModel, d: ModelDefinition) {
 }
 
 impl State {
-    fn begin_model_call(&mut self, op: Operation, target: &str, token: Option<&str>) -> Call {
-        Call {
-            operation: op,
-            target: target.into(),
-            child: None,
-            client_token: token.map(str::to_string),
-            effective: false,
-        }
-    }
-
     pub(super) fn describe_model(&mut self, reference: &str) -> SiteWiseResult<ModelDescription> {
         let op = Operation::DescribeAssetModel;
-        let call = self.begin_model_call(op, reference, None);
-        self.record(call);
+        let entry = call(op, reference, None, None);
+        self.record(entry);
         if let Some(err) = self.scripted_failure(op, reference) {
             return Err(err);
         }
@@ -107,7 +98,7 @@ impl State {
         token: &str,
     ) -> SiteWiseResult<CreatedAsset> {
         let op = Operation::CreateAssetModel;
-        let call = self.begin_model_call(op, &model.model_id, Some(token));
+        let entry = call(op, &model.model_id, None, Some(token));
         let fingerprint = format!("{op:?}{model:?}");
         let id = model.model_id.clone();
         let answer = CreatedAsset {
@@ -115,7 +106,7 @@ impl State {
             arn: model_arn(&id),
             state: AssetState::Creating,
         };
-        self.mutate(call, |st| {
+        self.mutate(entry, |st| {
             st.idempotent(
                 op,
                 token,
@@ -181,9 +172,9 @@ impl State {
         token: &str,
     ) -> SiteWiseResult<AssetState> {
         let op = Operation::UpdateAssetModel;
-        let call = self.begin_model_call(op, model_id, Some(token));
+        let entry = call(op, model_id, None, Some(token));
         let fingerprint = format!("{op:?}{model_id}{definition:?}{if_match}");
-        self.mutate(call, |st| {
+        self.mutate(entry, |st| {
             st.idempotent(
                 op,
                 token,
@@ -212,9 +203,9 @@ impl State {
         token: &str,
     ) -> SiteWiseResult<AssetState> {
         let op = Operation::DeleteAssetModel;
-        let call = self.begin_model_call(op, model_id, Some(token));
+        let entry = call(op, model_id, None, Some(token));
         let fingerprint = format!("{op:?}{model_id}{if_match:?}");
-        self.mutate(call, |st| {
+        self.mutate(entry, |st| {
             st.idempotent(
                 op,
                 token,
@@ -255,8 +246,8 @@ impl State {
 
     pub(super) fn assets_of_model(&mut self, model_id: &str) -> SiteWiseResult<Vec<AssetSummary>> {
         let op = Operation::ListAssets;
-        let call = self.begin_model_call(op, model_id, None);
-        self.record(call);
+        let entry = call(op, model_id, None, None);
+        self.record(entry);
         if let Some(err) = self.scripted_failure(op, model_id) {
             return Err(err);
         }
