@@ -69,9 +69,7 @@ async fn reconcile(obj: Arc<SiteWiseConnection>, ctx: Arc<Ctx>) -> Result<Action
             Ok(Action::requeue(jittered(RECHECK)))
         }
         Err(e) => {
-            status
-                .update(|s| s.observed_generation = generation)
-                .await?;
+            status.stage(|s| s.observed_generation = generation);
             status::not_ready(&status, &events, e.reason, e.message.clone(), true).await?;
             tracing::warn!(connection = %obj.name_any(), reason = e.reason, message = %e.message, "connection does not work");
             Ok(Action::requeue(jittered(RETRY)))

@@ -41,7 +41,7 @@ pub async fn apply<S: SiteWise>(
     let current = match ctx.sitewise.describe_asset_model(&model_id).await {
         Ok(current) => current,
         Err(e) if e.kind == ErrorKind::NotFound && pinned.is_some() => {
-            status.update(|s| s.state = Some("NotFound".into())).await?;
+            status.stage(|s| s.state = Some("NotFound".into()));
             let message = format!(
                 "Asset model {model_id}, created for this resource, was deleted outside Kubernetes; it is not created again. Delete and re-apply this resource to create a new one"
             );
@@ -186,14 +186,14 @@ async fn create<S: SiteWise>(
         Ok(created) => {
             tracing::info!(model_id = %created.id, client_token = %client_token, "asset model created");
             let managed: Vec<String> = obj.spec.tags.keys().cloned().collect();
-            status
-                .update(|s| {
-                    s.asset_model_id = Some(created.id.clone());
-                    s.asset_model_arn = Some(created.arn.clone());
-                    s.state = Some(created.state.to_string());
-                    s.managed_tag_keys = managed;
-                })
-                .await?;
+            // Written with the condition below, in one write (the ID is derived, so a crash
+            // before it finds the model again).
+            status.stage(|s| {
+                s.asset_model_id = Some(created.id.clone());
+                s.asset_model_arn = Some(created.arn.clone());
+                s.state = Some(created.state.to_string());
+                s.managed_tag_keys = managed;
+            });
             events
                 .normal(
                     "ModelCreated",
@@ -240,7 +240,7 @@ async fn update<S: SiteWise>(
         .await
     {
         Ok(state) => {
-            status.update(|s| s.state = Some(state.to_string())).await?;
+            status.stage(|s| s.state = Some(state.to_string()));
             events
                 .normal(
                     "ModelUpdated",
@@ -298,5 +298,7 @@ async fn sync_tags<S: SiteWise>(
         ctx.sitewise.untag_resource(arn, &dropped).await?;
     }
     let managed: Vec<String> = obj.spec.tags.keys().cloned().collect();
-    status.update(|s| s.managed_tag_keys = managed).await
+    // Written with the Ready condition that follows.
+    status.stage(|s| s.managed_tag_keys = managed);
+    Ok(())
 }

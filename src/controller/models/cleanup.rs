@@ -84,7 +84,7 @@ pub async fn cleanup<S: SiteWise>(
         .await
     {
         Ok(state) => {
-            status.update(|s| s.state = Some(state.to_string())).await?;
+            status.stage(|s| s.state = Some(state.to_string()));
             set_deleting(
                 status,
                 "ModelDeleting",
@@ -188,7 +188,7 @@ async fn wait_for<S>(
     if status.snapshot().waiting_for.is_empty() {
         events.normal("WaitingForUsers", message.clone()).await;
     }
-    status.update(|s| s.waiting_for = users.clone()).await?;
+    status.stage(|s| s.waiting_for = users.clone());
     set_deleting(status, "WaitingForUsers", message).await?;
     Err(Error::ModelInUse {
         model_id: model_id.to_string(),
