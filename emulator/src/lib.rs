@@ -76,7 +76,7 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let store: Shared = Arc::new(Mutex::new(Store::new(settings.clone())));
-        let tenants = Arc::new(tenants::Tenants::new(store.clone(), settings));
+        let tenants = Arc::new(tenants::Tenants::new(store.clone(), &settings));
         let app = router(store.clone(), tenants.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

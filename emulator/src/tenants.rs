@@ -30,7 +30,9 @@ pub fn current(default: &Shared) -> Shared {
 /// Every tenant's state.
 pub struct Tenants {
     default: Shared,
-    template: Settings,
+    /// The emulator's own account and Region (the default state's).
+    account: String,
+    region: String,
     stores: Mutex<HashMap<(String, String), Shared>>,
     /// Access key -> account, as configured or learned from STS.
     keys: Mutex<HashMap<String, String>>,
@@ -38,12 +40,13 @@ pub struct Tenants {
 }
 
 impl Tenants {
-    pub fn new(default: Shared, template: Settings) -> Self {
-        let keys = template.account_keys.clone().into_iter().collect();
-        let sts_endpoint = template.sts_endpoint.clone();
+    pub fn new(default: Shared, settings: &Settings) -> Self {
+        let keys = settings.account_keys.clone().into_iter().collect();
+        let sts_endpoint = settings.sts_endpoint.clone();
         Self {
             default,
-            template,
+            account: settings.account_id.clone(),
+            region: settings.region.clone(),
             stores: Mutex::new(HashMap::new()),
             keys: Mutex::new(keys),
             sts_endpoint,
@@ -52,7 +55,7 @@ impl Tenants {
 
     /// The state of `account` in `region` (created empty on first use).
     pub fn store(&self, account: &str, region: &str) -> Shared {
-        if account == self.template.account_id && region == self.template.region {
+        if account == self.account && region == self.region {
             return self.default.clone();
         }
         let mut stores = self.stores.lock().unwrap_or_else(|e| e.into_inner());
@@ -71,10 +74,7 @@ impl Tenants {
 
     /// Every tenant created so far, default first: `(account, region)`.
     pub fn list(&self) -> Vec<(String, String)> {
-        let mut out = vec![(
-            self.template.account_id.clone(),
-            self.template.region.clone(),
-        )];
+        let mut out = vec![(self.account.clone(), self.region.clone())];
         let stores = self.stores.lock().unwrap_or_else(|e| e.into_inner());
         out.extend(stores.keys().cloned());
         out
@@ -91,7 +91,7 @@ impl Tenants {
             return account;
         }
         let Some(endpoint) = &self.sts_endpoint else {
-            return self.template.account_id.clone();
+            return self.account.clone();
         };
         match caller_account(endpoint, access_key, region).await {
             Ok(account) => {
@@ -103,7 +103,7 @@ impl Tenants {
             }
             Err(e) => {
                 tracing::warn!(error = %e, access_key, "STS did not name the key's account; serving the emulator's own");
-                self.template.account_id.clone()
+                self.account.clone()
             }
         }
     }
@@ -136,8 +136,8 @@ pub async fn with_tenant(
         match (query.get("account"), query.get("region")) {
             (None, None) => tenants.default.clone(),
             (account, region) => tenants.store(
-                account.unwrap_or(&tenants.template.account_id),
-                region.unwrap_or(&tenants.template.region),
+                account.unwrap_or(&tenants.account),
+                region.unwrap_or(&tenants.region),
             ),
         }
     } else {
