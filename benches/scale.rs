@@ -135,6 +135,8 @@ async fn bench() -> anyhow::Result<()> {
     let calls_at_rest = emu.store().journal().len() - calls_before;
     let peak = proc_status_mib(operator.pid(), "VmHWM:");
     let resident = proc_status_mib(operator.pid(), "VmRSS:");
+    let anonymous = proc_status_mib(operator.pid(), "RssAnon:");
+    let file = proc_status_mib(operator.pid(), "RssFile:");
     let list = api.list(&Default::default()).await?;
     ensure!(
         list.items.iter().all(is_ready),
@@ -154,7 +156,9 @@ async fn bench() -> anyhow::Result<()> {
         described.len(),
         journal.len()
     );
-    println!("  operator after the restart:    peak {peak:6.1} MiB, resident {resident:6.1} MiB");
+    println!(
+        "  operator after the restart:    peak {peak:6.1} MiB, resident {resident:6.1} MiB ({anonymous:.1} MiB heap and stacks, {file:.1} MiB of the binary)"
+    );
     println!(
         "  at rest (60 s, resync 5 min):  {:5.1} % of a core, {calls_at_rest} SiteWise calls",
         100.0 * cpu_at_rest

@@ -18,6 +18,9 @@ use sitewise_operator::sitewise::aws::{AwsSiteWise, sdk_client};
 use sitewise_operator::sitewise::rate_limit::RateLimited;
 use sitewise_operator::telemetry;
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 // Reconciles are deep async state machines (a deletion's steps nest several levels of
 // futures), and a debug build keeps them large; worker threads get room for that.
 fn main() {

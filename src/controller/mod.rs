@@ -29,7 +29,7 @@ use kube::{Client, ResourceExt};
 use tracing::Instrument;
 
 use crate::backoff::{BackoffPolicy, FailureCounts, jittered};
-use crate::crd::{DeletionProgress, FINALIZER, SiteWiseAsset, SiteWiseAssetModel};
+use crate::crd::{FINALIZER, SiteWiseAsset, SiteWiseAssetModel};
 use crate::error::{Error, ErrorClass, Result};
 use crate::leader::Fence;
 use crate::metrics::Metrics;
@@ -387,7 +387,7 @@ async fn report(
                 status::remove_condition(&mut s.conditions, status::TERMINAL);
             }
             if deleting {
-                let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+                let deletion = s.deletion.get_or_insert_default();
                 deletion.attempts = attempts;
                 deletion.last_error = Some(message.clone());
                 deletion.next_retry = next_retry;

@@ -22,8 +22,10 @@ pub struct SiteWiseAssetStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// Error details SiteWise reports for the asset (set when the state is FAILED).
+    // Boxed, like `deletion`: rarely present, and every cached resource carries the field
+    // (10,000 of them in a large plant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<AssetErrorDetails>,
+    pub error: Option<Box<AssetErrorDetails>>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -52,7 +54,7 @@ pub struct SiteWiseAssetStatus {
     pub connection: Option<String>,
     /// Progress of the deletion, present once the resource is being deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletion: Option<DeletionProgress>,
+    pub deletion: Option<Box<DeletionProgress>>,
 }
 
 /// How a resource holds its asset.

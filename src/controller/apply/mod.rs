@@ -85,13 +85,12 @@ fn mirror(s: &mut SiteWiseAssetStatus, asset: &AssetDescription) {
     s.asset_arn = Some(asset.arn.clone());
     s.asset_name = Some(asset.name.clone());
     s.state = Some(asset.state.to_string());
-    s.error = asset
-        .error
-        .as_ref()
-        .map(|(code, message)| AssetErrorDetails {
+    s.error = asset.error.as_ref().map(|(code, message)| {
+        Box::new(AssetErrorDetails {
             code: code.clone(),
             message: message.clone(),
-        });
+        })
+    });
     mark_observed(s, None);
 }
 

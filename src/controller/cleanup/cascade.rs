@@ -16,7 +16,6 @@ use super::super::plan::{ChildLink, ClaimState};
 use super::family;
 use super::links::{disassociate, ensure_leader};
 use crate::controller::status::{Events, StatusWriter};
-use crate::crd::DeletionProgress;
 use crate::error::{Error, Result};
 use crate::sitewise::{AssetState, Direction, ErrorKind, SiteWise};
 use crate::token;
@@ -201,7 +200,7 @@ impl<S: SiteWise> Cascade<'_, S> {
         }
         self.status
             .update(|s| {
-                let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+                let deletion = s.deletion.get_or_insert_default();
                 deletion.cascade.push(node.to_string());
             })
             .await

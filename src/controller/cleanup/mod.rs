@@ -29,7 +29,7 @@ use super::Context;
 use super::claim;
 use super::plan::{self, ChildLink, Observation, Policy, Step};
 use super::status::{Events, StatusWriter};
-use crate::crd::{ChildPolicy, DeletionPolicy, DeletionProgress, SiteWiseAsset};
+use crate::crd::{ChildPolicy, DeletionPolicy, SiteWiseAsset};
 use crate::error::{Error, Result};
 use crate::sitewise::{AssetDescription, AssetState, ErrorKind, SiteWise};
 use crate::token;
@@ -108,7 +108,7 @@ pub async fn cleanup<S: SiteWise>(
     };
     let outcome = pass.run(policy, observation).await;
     if let Some(written) = status.written_snapshot().deletion {
-        ctx.deletions.wrote_progress(uid, written);
+        ctx.deletions.wrote_progress(uid, *written);
     }
     if let Err(err) = &outcome
         && err.class() == crate::error::ErrorClass::Pending
@@ -131,7 +131,7 @@ fn catch_up<S>(ctx: &Context<S>, uid: &str, status: &StatusWriter) {
     if cached.as_ref().is_none_or(|c| {
         c.phase < written.phase || c.round < written.round || c.delete_round < written.delete_round
     }) {
-        status.stage(|s| s.deletion = Some(written));
+        status.stage(|s| s.deletion = Some(Box::new(written)));
     }
 }
 
@@ -478,7 +478,7 @@ impl<S: SiteWise> Pass<'_, S> {
         let detail = failure_detail(self.description.as_ref());
         self.status
             .update(|s| {
-                let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+                let deletion = s.deletion.get_or_insert_default();
                 deletion.delete_round = deletion.delete_round.saturating_add(1);
                 deletion.last_error = Some(detail.clone());
             })

@@ -8,7 +8,7 @@ use super::super::claim;
 use super::super::plan::{Observation, Step};
 use super::super::status::{self, Events, StatusWriter};
 use super::ensure_leader;
-use crate::crd::{DeletionPhase, DeletionProgress, Ownership, SiteWiseAsset};
+use crate::crd::{DeletionPhase, Ownership, SiteWiseAsset};
 use crate::error::Result;
 use crate::sitewise::{ErrorKind, SiteWise};
 
@@ -16,7 +16,7 @@ use crate::sitewise::{ErrorKind, SiteWise};
 pub(super) fn start_deletion(status: &StatusWriter) {
     let generation = status.generation();
     status.stage(|s| {
-        let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+        let deletion = s.deletion.get_or_insert_default();
         if deletion.started_at.is_none() {
             deletion.started_at = Some(jiff::Timestamp::now().to_string());
         }
@@ -55,7 +55,7 @@ pub(super) fn progress(
         if let Observation::Present { state, .. } = observation {
             s.state = Some(state.to_string());
         }
-        let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+        let deletion = s.deletion.get_or_insert_default();
         deletion.phase = phase;
         deletion.children_remaining = children;
         deletion.current_operation = operation;
@@ -183,7 +183,7 @@ pub(super) async fn release<S: SiteWise>(
     status
         .update(|s| {
             s.state = state;
-            let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+            let deletion = s.deletion.get_or_insert_default();
             deletion.phase = DeletionPhase::Done;
             deletion.current_operation = None;
             deletion.children_remaining = 0;

@@ -71,10 +71,10 @@ async fn a_descendant_detached_before_a_crash_is_deleted_after_it() {
     fake.unlink(M1);
     let mut obj = cascading_plant();
     if let Some(status) = obj.status.as_mut() {
-        status.deletion = Some(crate::crd::DeletionProgress {
+        status.deletion = Some(Box::new(crate::crd::DeletionProgress {
             cascade: vec![M1.into()],
             ..Default::default()
-        });
+        }));
     }
     let mut run = Run::new(fake, obj);
     run.until_released(30).await;
