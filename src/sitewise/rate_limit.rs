@@ -3,13 +3,19 @@
 //! (the published quota is 30 requests per second per account and region, shared with every
 //! other client of the account; tag calls count against it), DescribeAsset has its own (100).
 //!
-//! Each bucket paces calls evenly at its current rate (no bursts) and adapts it the way TCP
-//! shares a link: it starts at the configured quota, cuts the rate by a quarter on a
-//! ThrottlingException (at most once per second, since the calls in flight are throttled
-//! together), and recovers additively while calls go through. The operator thus runs close to
-//! the quota when alone and yields to other clients of the account when it is not. A fixed
-//! token bucket (governor) cannot change its rate at run time, hence this small pacer.
-//! Calls wait for their slot; nothing is dropped.
+//! Each bucket paces calls evenly at its current rate and adapts it the way TCP shares a link:
+//! it starts at the configured quota, cuts the rate by a quarter on a ThrottlingException (at
+//! most once per second, since the calls in flight are throttled together), and recovers
+//! additively while calls go through. The operator thus runs close to the quota when alone and
+//! yields to other clients of the account when it is not. A fixed token bucket (governor)
+//! cannot change its rate at run time, hence this small pacer. Calls wait for their slot;
+//! nothing is dropped.
+//!
+//! A quota is a token bucket, and AWS does not publish SiteWise's burst: the pacer banks up to
+//! half a second of unused rate (half what the emulator allows) and spends it at once when work
+//! arrives after a quiet spell, e.g. the first second of a prune. An account whose bucket
+//! holds less throttles those early calls; that is not a sign of contention, so it does not
+//! cut the rate but switches banking off for the life of the process.
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -35,6 +41,10 @@ const RECOVERY_PER_SECOND: f64 = 1.0;
 /// Throttles closer together than this count as one signal.
 const DECREASE_SPACING: Duration = Duration::from_secs(1);
 const FLOOR: f64 = 1.0;
+/// Unused rate banked for a burst, in seconds of the current rate: half of what the emulator's
+/// bucket holds, so the calls paced right after a burst still find tokens to spare when
+/// network jitter brings two of them closer together.
+const BURST: Duration = Duration::from_millis(500);
 
 /// One adaptive bucket.
 #[derive(Debug)]
@@ -50,6 +60,19 @@ struct PaceState {
     next_slot: Instant,
     last_recovery: Instant,
     last_decrease: Option<Instant>,
+    /// Whether unused rate is banked (until a call spent from the bank is throttled).
+    banking: bool,
+    /// When the latest call was let through.
+    last_sent: Option<Instant>,
+}
+
+/// A call's place in its bucket's pace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// At or after its even-paced time.
+    Paced,
+    /// Ahead of the even pace, spent from the banked rate.
+    Banked,
 }
 
 impl AdaptiveRate {
@@ -63,6 +86,8 @@ impl AdaptiveRate {
                 next_slot: now,
                 last_recovery: now,
                 last_decrease: None,
+                banking: true,
+                last_sent: None,
             }),
         }
     }
@@ -76,9 +101,10 @@ impl AdaptiveRate {
         self.state().rate
     }
 
-    /// Waits for this call's slot.
-    pub async fn acquire(&self) {
-        let slot = {
+    /// Waits for this call's slot: the even pace, or at once while banked rate remains (a
+    /// generic cell rate algorithm, whose theoretical arrival time may lag `now` by the bank).
+    pub async fn acquire(&self) -> Slot {
+        let (slot, kind) = {
             let mut state = self.state();
             let now = Instant::now();
             let recovered = now
@@ -86,17 +112,53 @@ impl AdaptiveRate {
                 .as_secs_f64();
             state.rate = (state.rate + recovered * RECOVERY_PER_SECOND).min(self.ceiling);
             state.last_recovery = now;
-            let slot = state.next_slot.max(now);
-            state.next_slot = slot + Duration::from_secs_f64(1.0 / state.rate);
-            slot
+            let interval = Duration::from_secs_f64(1.0 / state.rate);
+            // The bank holds BURST worth of calls, this one included.
+            let earliest = match state.banking {
+                true => now
+                    .checked_sub(BURST.saturating_sub(interval))
+                    .unwrap_or(now),
+                false => now,
+            };
+            let slot = state.next_slot.max(earliest);
+            state.next_slot = slot + interval;
+            let send = slot.max(now);
+            // A call sent sooner after the previous one than the pace allows is spent from the
+            // bank; the first call after a quiet spell is not (any bucket holds one token).
+            // Half an interval of slack: a paced call's slot may run a little early of the
+            // previous call's actual send time.
+            let kind = match state.last_sent {
+                Some(last) if send < last + interval / 2 => Slot::Banked,
+                _ => Slot::Paced,
+            };
+            state.last_sent = Some(send);
+            (send, kind)
         };
         tokio::time::sleep_until(slot).await;
+        kind
     }
 
-    /// SiteWise throttled a call: slow down.
-    pub fn throttled(&self) {
+    /// Whether unused rate is still banked for bursts.
+    pub fn banking(&self) -> bool {
+        self.state().banking
+    }
+
+    /// SiteWise throttled a call made in `slot`: a banked call means the account's bucket
+    /// holds less than the bank (stop banking); a paced one means contention (slow down).
+    pub fn throttled(&self, slot: Slot) {
         let mut state = self.state();
         let now = Instant::now();
+        if slot == Slot::Banked {
+            if state.banking {
+                tracing::info!(
+                    rate = state.rate,
+                    "SiteWise throttled a burst: this account's quota allows none; pacing evenly from now on"
+                );
+            }
+            state.banking = false;
+            state.next_slot = state.next_slot.max(now);
+            return;
+        }
         if state
             .last_decrease
             .is_some_and(|t| now.saturating_duration_since(t) < DECREASE_SPACING)
@@ -150,14 +212,15 @@ impl<S: SiteWise> Decorate for RateLimited<S> {
         call: impl Future<Output = SiteWiseResult<T>> + Send,
     ) -> SiteWiseResult<T> {
         let bucket = self.bucket(operation);
-        if let Some(bucket) = bucket {
-            bucket.acquire().await;
-        }
+        let slot = match bucket {
+            Some(bucket) => Some(bucket.acquire().await),
+            None => None,
+        };
         let result = call.await;
-        if let (Some(bucket), Err(e)) = (bucket, &result)
+        if let (Some(bucket), Some(slot), Err(e)) = (bucket, slot, &result)
             && e.kind == ErrorKind::Throttled
         {
-            bucket.throttled();
+            bucket.throttled(slot);
         }
         result
     }
@@ -238,13 +301,63 @@ mod tests {
         );
     }
 
+    /// `n` calls through `bucket` at once: their slots and how long they took, in ms.
+    async fn burst(bucket: &AdaptiveRate, n: usize) -> (Vec<Slot>, u128) {
+        let started = Instant::now();
+        let mut slots = Vec::new();
+        for _ in 0..n {
+            slots.push(bucket.acquire().await);
+        }
+        (slots, started.elapsed().as_millis())
+    }
+
+    // Real time, so the bounds leave room for a loaded machine: 10 calls paced at 20/s take
+    // 450 ms, and at once far less.
+    #[tokio::test]
+    async fn unused_rate_is_banked_for_half_a_second_and_spent_at_once() {
+        let bucket = AdaptiveRate::new(NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN));
+        // Busy from the start: nothing banked, every call paced.
+        let (slots, ms) = burst(&bucket, 5).await;
+        assert!(slots.iter().all(|s| *s == Slot::Paced));
+        assert!(ms >= 190, "{ms}");
+        // Quiet for two seconds: half a second of the rate (10 calls) goes at once, the first
+        // of them within any bucket, then the pace resumes.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (slots, ms) = burst(&bucket, 10).await;
+        assert!(ms < 300, "{ms}");
+        assert_eq!(slots[0], Slot::Paced);
+        assert!(slots[1..].iter().all(|s| *s == Slot::Banked), "{slots:?}");
+        let (slots, ms) = burst(&bucket, 4).await;
+        assert!(slots.iter().all(|s| *s == Slot::Paced));
+        assert!(ms >= 140, "{ms}");
+    }
+
+    #[tokio::test]
+    async fn a_throttled_burst_stops_banking_without_cutting_the_rate() {
+        let bucket = AdaptiveRate::new(NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (slots, _) = burst(&bucket, 3).await;
+        // SiteWise's bucket held less: the banked call was throttled.
+        bucket.throttled(slots[2]);
+        assert!(!bucket.banking());
+        assert_eq!(bucket.rate(), 20.0);
+        // From now on every call is paced, even after a quiet spell.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (slots, ms) = burst(&bucket, 5).await;
+        assert!(slots.iter().all(|s| *s == Slot::Paced));
+        assert!(ms >= 190, "{ms}");
+        // A paced call throttled is contention: the rate is cut.
+        bucket.throttled(Slot::Paced);
+        assert_eq!(bucket.rate(), 15.0);
+    }
+
     #[tokio::test]
     async fn the_rate_never_goes_above_the_quota_or_below_one() {
         let bucket = AdaptiveRate::new(NonZeroU32::MIN.saturating_add(1));
         bucket.acquire().await;
         assert_eq!(bucket.rate(), 2.0);
         for _ in 0..3 {
-            bucket.throttled();
+            bucket.throttled(Slot::Paced);
             if let Ok(mut state) = bucket.state.lock() {
                 state.last_decrease = None;
             }
