@@ -22,6 +22,25 @@ pub const CHILD_WAIT_LIMIT: Duration = Duration::from_secs(120);
 /// look detaches itself. A child still live after that is detached by the parent.
 pub const PRUNE_GRACE: Duration = Duration::from_secs(10);
 
+/// How long after the latest deletion mark in a namespace a prune there counts as still
+/// marking. The API server marks a collection one object at a time, about a hundred a second
+/// when it is busy, so a prune of thousands of resources outlasts [`PRUNE_GRACE`]; while it
+/// goes on, a live child in that namespace may still be about to join it.
+pub const MARKING_GAP: Duration = Duration::from_secs(5);
+
+/// Whether a resource of `namespace` was marked for deletion within [`MARKING_GAP`] of `now`.
+pub fn still_marking(
+    resources: &[Arc<SiteWiseAsset>],
+    namespace: Option<&str>,
+    now: jiff::Timestamp,
+) -> bool {
+    resources
+        .iter()
+        .filter(|r| r.metadata.namespace.as_deref() == namespace)
+        .filter_map(|r| r.metadata.deletion_timestamp.as_ref())
+        .any(|t| now.duration_since(t.0).unsigned_abs() < MARKING_GAP)
+}
+
 /// Whether `parent`'s deletion is recent enough for its live children to be joining it.
 pub fn in_prune_grace(parent: &SiteWiseAsset) -> bool {
     parent
@@ -140,8 +159,9 @@ pub fn known_children(resources: &[Arc<SiteWiseAsset>], parent_id: &str) -> Vec<
 /// says so only after its DisassociateAssets succeeded; a SiteWise listing read just before
 /// that is older news). After [`CHILD_WAIT_LIMIT`] of waiting (`waiting_since`), the parent
 /// removes the remaining links itself. Live children are waited for while `in_grace` (see
-/// [`PRUNE_GRACE`]). `removed_here` names the children whose deletion in
-/// this process removed the link (known before the watch delivers their status).
+/// [`PRUNE_GRACE`]) or while their namespace is still being marked ([`still_marking`]), up to
+/// the same limit. `removed_here` names the children whose deletion in this process removed
+/// the link (known before the watch delivers their status).
 pub fn sort_children(
     resources: &[Arc<SiteWiseAsset>],
     parent_id: &str,
@@ -165,10 +185,24 @@ pub fn sort_children(
         match fate(resources, parent_id, &child.child_id) {
             ChildFate::DetachesItself if !waited_too_long => links.awaiting.push(child),
             ChildFate::Live if in_grace => links.awaiting.push(child),
+            ChildFate::Live if !waited_too_long && joining(resources, &child.child_id) => {
+                links.awaiting.push(child)
+            }
             ChildFate::Detached => {}
             _ => links.children.push(child),
         }
     }
+}
+
+/// Whether the live child owning `child_id` may still be joining a prune of its namespace.
+fn joining(resources: &[Arc<SiteWiseAsset>], child_id: &str) -> bool {
+    owner_of(resources, child_id).is_some_and(|child| {
+        still_marking(
+            resources,
+            child.metadata.namespace.as_deref(),
+            jiff::Timestamp::now(),
+        )
+    })
 }
 
 #[cfg(test)]

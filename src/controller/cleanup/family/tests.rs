@@ -105,10 +105,10 @@ fn children_that_will_not_remove_the_link_are_left_to_the_parent() {
 #[test]
 fn a_child_past_detaching_counts_as_detached() {
     let resources = cache(vec![with_status(child("gone", true), |s| {
-        s.deletion = Some(DeletionProgress {
+        s.deletion = Some(Box::new(DeletionProgress {
             phase: DeletionPhase::DeleteRequested,
             ..DeletionProgress::default()
-        })
+        }))
     })]);
     assert_eq!(fate(&resources, PARENT, "gone"), ChildFate::Detached);
 }
@@ -139,12 +139,23 @@ fn known_children_are_the_owned_resources_linked_to_the_parent() {
 #[test]
 fn sorting_waits_for_self_detaching_children_until_the_limit() {
     let detached = with_status(child("detached", true), |s| {
-        s.deletion = Some(DeletionProgress {
+        s.deletion = Some(Box::new(DeletionProgress {
             phase: DeletionPhase::AwaitingDeletion,
             ..DeletionProgress::default()
-        })
+        }))
     });
-    let resources = cache(vec![child("pruned", true), child("live", false), detached]);
+    // Marked a minute ago: the prune is no longer marking (see the next test).
+    let resources: Vec<_> = [child("pruned", true), child("live", false), detached]
+        .into_iter()
+        .map(|mut r| {
+            if r.metadata.deletion_timestamp.is_some() {
+                r.metadata.deletion_timestamp = Some(Time(
+                    jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60),
+                ));
+            }
+            Arc::new(r)
+        })
+        .collect();
     let all = || Links {
         children: vec![link("pruned"), link("live"), link("detached")],
         awaiting: Vec::new(),
@@ -197,4 +208,60 @@ fn the_prune_grace_follows_the_parents_deletion_time() {
     assert!(!in_prune_grace(&parent));
     parent.metadata.deletion_timestamp = None;
     assert!(!in_prune_grace(&parent));
+}
+
+#[test]
+fn a_live_child_is_waited_for_while_its_namespace_is_still_being_marked() {
+    let ago = |secs| {
+        Some(Time(
+            jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs),
+        ))
+    };
+    let mut marked = child("marked", true);
+    let live = child("live", false);
+    let now = Instant::now();
+    let sort = |resources: &[Arc<SiteWiseAsset>], waiting_since| {
+        let mut links = Links {
+            children: vec![link("live")],
+            awaiting: Vec::new(),
+            parent: None,
+        };
+        sort_children(
+            resources,
+            PARENT,
+            &mut links,
+            &|_| false,
+            false,
+            waiting_since,
+            now,
+        );
+        links
+    };
+    // Past the parent's grace, but the prune marked a resource of the child's namespace
+    // a second ago: it is still marking, and the child is waited for.
+    marked.metadata.deletion_timestamp = ago(1);
+    let resources = cache(vec![marked.clone(), live.clone()]);
+    assert!(still_marking(
+        &resources,
+        Some("plant"),
+        jiff::Timestamp::now()
+    ));
+    assert_eq!(sort(&resources, None).awaiting, vec![link("live")]);
+    // Not for ever: after the wait limit the parent detaches it.
+    let long_ago = now.checked_sub(CHILD_WAIT_LIMIT);
+    assert_eq!(sort(&resources, long_ago).children, vec![link("live")]);
+    // A prune of another namespace says nothing about this one.
+    let mut elsewhere = marked.clone();
+    elsewhere.metadata.namespace = Some("other".into());
+    let resources = cache(vec![elsewhere, live.clone()]);
+    assert_eq!(sort(&resources, None).children, vec![link("live")]);
+    // The last mark is older than the gap: the prune is over and the child stays.
+    marked.metadata.deletion_timestamp = ago(30);
+    let resources = cache(vec![marked, live]);
+    assert!(!still_marking(
+        &resources,
+        Some("plant"),
+        jiff::Timestamp::now()
+    ));
+    assert_eq!(sort(&resources, None).children, vec![link("live")]);
 }
