@@ -41,12 +41,46 @@ struct Figures {
     seconds: f64,
     bound: f64,
     calls: BTreeMap<String, usize>,
+    /// Calls without effect, by operation and outcome (error code, or a replayed token).
+    unsuccessful: BTreeMap<String, usize>,
     total: usize,
     throttled: usize,
     status_writes: f64,
     events: f64,
     peak_mib: f64,
     disassociate_per_link: f64,
+    timeline: Timeline,
+}
+
+/// Where the time of a prune goes, in seconds after the delete-collection was sent.
+struct Timeline {
+    /// The delete-collection returned: every resource had its deletion mark.
+    marked: f64,
+    first_call: f64,
+    last_delete: f64,
+    last_call: f64,
+}
+
+impl Timeline {
+    fn of(
+        journal: &[sitewise_emulator::store::JournalEntry],
+        started: f64,
+        marked: f64,
+    ) -> Timeline {
+        let last = |op: Option<Op>| {
+            journal
+                .iter()
+                .filter(|e| op.is_none_or(|op| e.operation == op && e.status < 300))
+                .map(|e| e.time - started)
+                .fold(f64::NAN, f64::max)
+        };
+        Timeline {
+            marked,
+            first_call: journal.first().map_or(f64::NAN, |e| e.time - started),
+            last_delete: last(Some(Op::DeleteAsset)),
+            last_call: last(None),
+        }
+    }
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -192,8 +226,12 @@ async fn teardown(env: &Env, run: &Run, shape: (usize, usize, usize)) -> anyhow:
     let requests_before = apiserver_requests(&env.client).await?;
     let events_before = event_total(&env.client, &ns).await;
     let started = Instant::now();
+    let started_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
     api.delete_collection(&DeleteParams::background(), &ListParams::default())
         .await?;
+    let marked = started.elapsed().as_secs_f64();
     wait_all_gone(&api, Duration::from_secs(3600)).await?;
     let seconds = started.elapsed().as_secs_f64();
     let peak = proc_status_mib(operator.pid(), "VmHWM:");
@@ -201,8 +239,19 @@ async fn teardown(env: &Env, run: &Run, shape: (usize, usize, usize)) -> anyhow:
     let journal = prune_journal(&emu, from);
 
     let mut calls = BTreeMap::new();
+    let mut unsuccessful = BTreeMap::new();
     for e in &journal {
         *calls.entry(format!("{:?}", e.operation)).or_insert(0) += 1;
+        let outcome = match (&e.error_code, e.replay) {
+            (Some(code), _) => Some(code.clone()),
+            (None, true) => Some("replayed".to_string()),
+            (None, false) => None,
+        };
+        if let Some(outcome) = outcome {
+            *unsuccessful
+                .entry(format!("{:?} {outcome}", e.operation))
+                .or_insert(0) += 1;
+        }
     }
     let mut deleted: BTreeMap<String, usize> = BTreeMap::new();
     let mut unlinked: BTreeMap<String, usize> = BTreeMap::new();
@@ -248,12 +297,14 @@ async fn teardown(env: &Env, run: &Run, shape: (usize, usize, usize)) -> anyhow:
         seconds,
         bound: (2 * n - 1) as f64 / run.asset_tps,
         calls,
+        unsuccessful,
         total: journal.len(),
         throttled,
         status_writes: delta("PATCH status") / n as f64,
         events: f64::from(event_count) / n as f64,
         peak_mib: peak,
         disassociate_per_link: disassociate_calls as f64 / (n - 1) as f64,
+        timeline: Timeline::of(&journal, started_epoch, marked),
     })
 }
 
@@ -276,8 +327,30 @@ fn print(run: &Run, f: &Figures) {
         f.disassociate_per_link,
         f.peak_mib
     );
+    println!(
+        "{:<28} all marked at {:.2} s, first call at {:.2} s, last DeleteAsset at {:.2} s, last call at {:.2} s, all gone at {:.2} s",
+        "",
+        f.timeline.marked,
+        f.timeline.first_call,
+        f.timeline.last_delete,
+        f.timeline.last_call,
+        f.seconds
+    );
     let by_op: Vec<String> = f.calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
     println!("{:<28} {}", "", by_op.join(", "));
+    let without_effect: Vec<String> = f
+        .unsuccessful
+        .iter()
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect();
+    println!(
+        "{:<28} without effect: {}",
+        "",
+        match without_effect.is_empty() {
+            true => "none".to_string(),
+            false => without_effect.join(", "),
+        }
+    );
 }
 
 async fn bench() -> anyhow::Result<()> {

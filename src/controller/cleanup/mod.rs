@@ -563,7 +563,7 @@ impl<S: SiteWise> Pass<'_, S> {
                     // look like replays of the earlier ones.
                     status
                         .update(|s| {
-                            let deletion = s.deletion.get_or_insert_with(DeletionProgress::default);
+                            let deletion = s.deletion.get_or_insert_default();
                             deletion.round = deletion.round.saturating_add(1);
                         })
                         .await?;
