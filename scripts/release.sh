@@ -27,7 +27,11 @@ tag=${tag:-$version}
 out=${out:-$target_dir/dist}
 mkdir -p "$out"
 
-mapfile -t archives < <(bash "$repo/scripts/build-image.sh" --registry "$registry" --tag "$tag" --out "$out" | tail -n 2)
+# The images first, and nothing else when they fail (a process substitution would hide it).
+built=$(bash "$repo/scripts/build-image.sh" --registry "$registry" --tag "$tag" --out "$out") ||
+  { log "building the images failed (see above); no release made"; exit 1; }
+mapfile -t archives < <(tail -n 2 <<< "$built")
+[[ ${#archives[@]} -eq 2 ]] || { log "build-image.sh named no image archives"; exit 1; }
 
 helm=${HELM_BIN:-$(bash "$repo/scripts/build-helm.sh" | tail -n 1)}
 chart_src=$(mktemp -d)
