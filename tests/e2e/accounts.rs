@@ -12,7 +12,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use sitewise_emulator::ops::Op;
 use sitewise_emulator::seed::Seed;
-use sitewise_operator::crd::{SiteWiseAsset, SiteWiseConnection};
+use sitewise_operator::crd::SiteWiseConnection;
 
 use crate::harness::*;
 
@@ -35,26 +35,6 @@ iam.put_user_policy(UserName="sitewise-operator", PolicyName="assume", PolicyDoc
         {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]}))
 print(key["AccessKeyId"], key["SecretAccessKey"])
 "#;
-
-fn ready_reason(obj: &SiteWiseAsset) -> String {
-    condition_text(
-        obj.status
-            .as_ref()
-            .map(|s| &s.conditions[..])
-            .unwrap_or_default(),
-        "Ready",
-    )
-}
-
-fn connection_reason(obj: &SiteWiseConnection) -> String {
-    condition_text(
-        obj.status
-            .as_ref()
-            .map(|s| &s.conditions[..])
-            .unwrap_or_default(),
-        "Ready",
-    )
-}
 
 pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow::Result<()> {
     let venv = venv()?;
@@ -159,7 +139,7 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
                     .get(&full)
                     .await
                     .ok()
-                    .filter(|c| connection_reason(c).starts_with(wanted))
+                    .filter(|c| ready_text(c).starts_with(wanted))
             },
         )
         .await?;
@@ -222,7 +202,7 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
                 api.get(name)
                     .await
                     .ok()
-                    .filter(|a| ready_reason(a).starts_with(wanted))
+                    .filter(|a| ready_text(a).starts_with(wanted))
             },
         )
         .await?;
@@ -320,7 +300,7 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
             api.get("press-us")
                 .await
                 .ok()
-                .filter(|a| ready_reason(a).starts_with("ConnectionChanged"))
+                .filter(|a| ready_text(a).starts_with("ConnectionChanged"))
         },
     )
     .await?;

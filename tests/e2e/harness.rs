@@ -498,6 +498,14 @@ pub fn condition_text(conditions: &[sitewise_operator::crd::Condition], type_: &
         .unwrap_or_default()
 }
 
+/// `reason: message` of the Ready condition of any of the operator's kinds (empty without one).
+pub fn ready_text<K: sitewise_operator::controller::status::Tracked>(obj: &K) -> String {
+    obj.status_of()
+        .cloned()
+        .map(|mut status| condition_text(K::conditions(&mut status), "Ready"))
+        .unwrap_or_default()
+}
+
 /// Applies `manifest` with kubectl and waits until `count` resources of `namespace` are Ready.
 pub async fn apply_ready(
     env: &Env,

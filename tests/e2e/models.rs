@@ -22,16 +22,6 @@ fn models(env: &Env, namespace: &str) -> Api<SiteWiseAssetModel> {
     Api::namespaced(env.client.clone(), namespace)
 }
 
-fn reason(obj: &SiteWiseAssetModel) -> String {
-    condition_text(
-        obj.status
-            .as_ref()
-            .map(|s| &s.conditions[..])
-            .unwrap_or_default(),
-        "Ready",
-    )
-}
-
 async fn wait_models_ready(api: &Api<SiteWiseAssetModel>, count: usize) -> anyhow::Result<()> {
     eventually("all models Ready", Duration::from_secs(90), || async {
         let list = api.list(&ListParams::default()).await.ok()?;
@@ -246,7 +236,7 @@ pub async fn model_changes_and_bad_hierarchies(env: &Env) -> anyhow::Result<()> 
                 api.get(name)
                     .await
                     .ok()
-                    .filter(|m| reason(m).starts_with(wanted))
+                    .filter(|m| ready_text(m).starts_with(wanted))
             },
         )
         .await?;
