@@ -127,6 +127,7 @@ async fn bench() -> anyhow::Result<()> {
         .iter()
         .filter(|e| e.error_code.as_deref() == Some("ThrottlingException"))
         .count();
+    // Everything the process did from its start until it went quiet.
     let cpu_before = cpu_seconds(operator.pid());
     let calls_before = emu.store().journal().len();
     let rest = Duration::from_secs(60);
@@ -137,6 +138,10 @@ async fn bench() -> anyhow::Result<()> {
     let resident = proc_status_mib(operator.pid(), "VmRSS:");
     let anonymous = proc_status_mib(operator.pid(), "RssAnon:");
     let file = proc_status_mib(operator.pid(), "RssFile:");
+    let (_, exposition) = admin_get(&operator, "/metrics").await?;
+    let heap_mib = |name: &str| metric_value(&exposition, name).unwrap_or(f64::NAN) / 1048576.0;
+    let allocated = heap_mib("sitewise_operator_heap_allocated_bytes");
+    let heap_resident = heap_mib("sitewise_operator_heap_resident_bytes");
     let list = api.list(&Default::default()).await?;
     ensure!(
         list.items.iter().all(is_ready),
@@ -152,12 +157,15 @@ async fn bench() -> anyhow::Result<()> {
         observed / bound
     );
     println!(
-        "                                 {} of {n} assets described, {} calls, {throttled} throttled",
+        "                                 {} of {n} assets described, {} calls, {throttled} throttled, operator CPU {cpu_before:.1} s",
         described.len(),
         journal.len()
     );
     println!(
         "  operator after the restart:    peak {peak:6.1} MiB, resident {resident:6.1} MiB ({anonymous:.1} MiB heap and stacks, {file:.1} MiB of the binary)"
+    );
+    println!(
+        "                                 jemalloc: {allocated:.1} MiB allocated, {heap_resident:.1} MiB resident"
     );
     println!(
         "  at rest (60 s, resync 5 min):  {:5.1} % of a core, {calls_at_rest} SiteWise calls",

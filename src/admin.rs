@@ -12,12 +12,15 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::metrics::Metrics;
+use crate::metrics::{HeapStats, Metrics};
 
 #[derive(Clone)]
 pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub ready: Arc<AtomicBool>,
+    /// Reads the global allocator's counters; the binary knows its allocator, the library
+    /// does not.
+    pub heap_stats: Option<fn() -> Option<HeapStats>>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -37,6 +40,9 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    if let Some(stats) = state.heap_stats.and_then(|read| read()) {
+        state.metrics.set_heap(stats);
+    }
     (
         [(
             CONTENT_TYPE,

@@ -12,7 +12,7 @@ use sitewise_operator::config::{Cli, Command, PlanArgs, RunArgs};
 use sitewise_operator::connections::{Registry, Scoped};
 use sitewise_operator::controller::{self, Context, RunOptions, claim};
 use sitewise_operator::leader::{ElectionConfig, Elector};
-use sitewise_operator::metrics::{Instrumented, Metrics};
+use sitewise_operator::metrics::{HeapStats, Instrumented, Metrics};
 use sitewise_operator::shutdown::Shutdown;
 use sitewise_operator::sitewise::aws::{AwsSiteWise, sdk_client};
 use sitewise_operator::sitewise::rate_limit::RateLimited;
@@ -20,6 +20,16 @@ use sitewise_operator::telemetry;
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's counters, refreshed (its statistics are a snapshot taken at each epoch).
+fn jemalloc_stats() -> Option<HeapStats> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    Some(HeapStats {
+        allocated: stats::allocated::read().ok()? as u64,
+        resident: stats::resident::read().ok()? as u64,
+    })
+}
 
 // Reconciles are deep async state machines (a deletion's steps nest several levels of
 // futures), and a debug build keeps them large; worker threads get room for that.
@@ -110,6 +120,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let admin_state = AdminState {
         metrics: metrics.clone(),
         ready: ready.clone(),
+        heap_stats: Some(jemalloc_stats),
     };
     tokio::spawn(async move {
         if let Err(e) = admin::serve(admin_listener, admin_state).await {

@@ -36,6 +36,18 @@ pub struct Metrics {
     orphaned: Counter,
     deletion_seconds: Histogram,
     leader: Gauge,
+    heap_allocated: Gauge,
+    heap_resident: Gauge,
+}
+
+/// What the global allocator reports about the heap, read at every scrape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Bytes the program holds in live allocations.
+    pub allocated: u64,
+    /// Bytes of the allocator's pages in memory (live allocations, free space the allocator
+    /// keeps, and its own bookkeeping).
+    pub resident: u64,
 }
 
 impl Default for Metrics {
@@ -47,6 +59,8 @@ impl Default for Metrics {
         let orphaned = Counter::default();
         let deletion_seconds = Histogram::new(exponential_buckets(0.5, 2.0, 14));
         let leader = Gauge::default();
+        let heap_allocated = Gauge::default();
+        let heap_resident = Gauge::default();
         registry.register(
             "reconciles",
             "Reconciles by outcome (ok, pending, throttled, conflict, transient, terminal)",
@@ -77,6 +91,16 @@ impl Default for Metrics {
             "Whether this replica runs the controller: it holds the Lease, or runs without leader election (standby: 0)",
             leader.clone(),
         );
+        registry.register(
+            "heap_allocated_bytes",
+            "Bytes in live heap allocations, as the allocator (jemalloc) counts them",
+            heap_allocated.clone(),
+        );
+        registry.register(
+            "heap_resident_bytes",
+            "Bytes of heap pages in memory: live allocations plus what the allocator keeps free or uses itself",
+            heap_resident.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -85,6 +109,8 @@ impl Default for Metrics {
             orphaned,
             deletion_seconds,
             leader,
+            heap_allocated,
+            heap_resident,
         }
     }
 }
@@ -119,6 +145,12 @@ impl Metrics {
 
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+
+    pub fn set_heap(&self, stats: HeapStats) {
+        let clamp = |bytes: u64| i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.heap_allocated.set(clamp(stats.allocated));
+        self.heap_resident.set(clamp(stats.resident));
     }
 
     /// The OpenMetrics text exposition.

@@ -160,8 +160,10 @@ pub struct SiteWiseAssetSpec {
 
     /// The asset's parent in the SiteWise hierarchy. Setting it links the asset under the
     /// parent once both are ACTIVE; changing it moves the asset; removing it detaches it.
+    // Boxed: the watch cache holds every resource, and without the 88 bytes of an unboxed
+    // reference each one fits jemalloc's 896-byte size class instead of the 1,024-byte one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<ParentRef>,
+    pub parent: Option<Box<ParentRef>>,
 
     /// The `SiteWiseConnection` (AWS account and Region) the asset lives in. Default: the
     /// connection named by the namespace's `sitewise.operator.dev/connection` annotation, else

@@ -139,6 +139,7 @@ impl AdaptiveRate {
     }
 
     /// Whether unused rate is still banked for bursts.
+    #[cfg(test)]
     pub fn banking(&self) -> bool {
         self.state().banking
     }

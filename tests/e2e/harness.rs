@@ -366,6 +366,26 @@ impl Drop for Operator {
     }
 }
 
+/// `GET path` on the operator's admin server (its address read from its log).
+pub async fn admin_get(operator: &Operator, path: &str) -> anyhow::Result<(u16, String)> {
+    let log = operator.log_text();
+    let addr = regex::Regex::new(r"admin server listening.*?addr=(127\.0\.0\.1:\d+)")?
+        .captures(&log)
+        .and_then(|c| c.get(1))
+        .context("no admin address in the operator's log")?
+        .as_str()
+        .to_string();
+    sitewise_testcluster::http_get(&addr, path).await
+}
+
+/// The value of an unlabelled metric in a Prometheus text exposition.
+pub fn metric_value(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == name).then(|| value.trim().parse().ok()).flatten()
+    })
+}
+
 /// Emulator settings without request-rate quotas (cases about something else than quotas).
 pub fn quiet() -> Settings {
     Settings {

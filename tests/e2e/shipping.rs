@@ -10,18 +10,6 @@ use kube::api::Api;
 
 use crate::harness::*;
 
-/// `GET path` on the operator's admin server (its address read from its log).
-async fn admin_get(operator: &Operator, path: &str) -> anyhow::Result<(u16, String)> {
-    let log = operator.log_text();
-    let addr = regex::Regex::new(r"admin server listening.*?addr=(127\.0\.0\.1:\d+)")?
-        .captures(&log)
-        .and_then(|c| c.get(1))
-        .context("no admin address in the operator's log")?
-        .as_str()
-        .to_string();
-    sitewise_testcluster::http_get(&addr, path).await
-}
-
 pub async fn standby_is_ready_and_shutdown_releases_the_lease(env: &Env) -> anyhow::Result<()> {
     let ns = env.namespace("e2e-shutdown").await?;
     let (emu, _) = emulator(quiet(), &plant_seed(1, 1, 1)).await?;
@@ -71,6 +59,16 @@ pub async fn standby_is_ready_and_shutdown_releases_the_lease(env: &Env) -> anyh
         ensure!(
             code == 200 && metrics.lines().any(|l| l == gauge),
             "{metrics}"
+        );
+        // jemalloc's counters: some heap is live, and its pages hold at least that much.
+        let bytes = |name: &str| metric_value(&metrics, name).unwrap_or(0.0);
+        let (allocated, resident) = (
+            bytes("sitewise_operator_heap_allocated_bytes"),
+            bytes("sitewise_operator_heap_resident_bytes"),
+        );
+        ensure!(
+            allocated > 0.0 && resident >= allocated,
+            "heap figures: {allocated} allocated, {resident} resident\n{metrics}"
         );
     }
 

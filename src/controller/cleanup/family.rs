@@ -6,6 +6,7 @@
 //! The cache only ever saves calls, never decides safety: SiteWise refuses DeleteAsset while a
 //! link remains, and that refusal sends the deletion back to reading the links from SiteWise.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,9 +96,10 @@ pub fn describe_child(resources: &[Arc<SiteWiseAsset>], child: &ChildLink) -> St
     )
 }
 
-/// The fate of the link `parent_id` > `child_id` according to the child's resource.
-pub fn fate(resources: &[Arc<SiteWiseAsset>], parent_id: &str, child_id: &str) -> ChildFate {
-    let Some(child) = owner_of(resources, child_id) else {
+/// The fate of a link to `parent_id` according to the child's resource (`None`: no resource
+/// owns the child).
+fn fate(child: Option<&SiteWiseAsset>, parent_id: &str) -> ChildFate {
+    let Some(child) = child else {
         return ChildFate::ParentDetaches;
     };
     let Some(status) = child.status.as_ref() else {
@@ -178,31 +180,33 @@ pub fn sort_children(
         .drain(..)
         .chain(links.awaiting.drain(..))
         .collect();
+    // A parent with many live children asks the same question of each child's namespace.
+    let mut marking: HashMap<Option<&str>, bool> = HashMap::new();
+    let stamp = jiff::Timestamp::now();
     for child in candidates {
         if removed_here(&child.child_id) {
             continue;
         }
-        match fate(resources, parent_id, &child.child_id) {
+        let owner = owner_of(resources, &child.child_id);
+        let joining = |marking: &mut HashMap<_, _>| {
+            owner.is_some_and(|owner| {
+                let namespace = owner.metadata.namespace.as_deref();
+                *marking
+                    .entry(namespace)
+                    .or_insert_with(|| still_marking(resources, namespace, stamp))
+            })
+        };
+        match fate(owner, parent_id) {
             ChildFate::DetachesItself if !waited_too_long => links.awaiting.push(child),
             ChildFate::Live if in_grace => links.awaiting.push(child),
-            ChildFate::Live if !waited_too_long && joining(resources, &child.child_id) => {
+            // A live child whose namespace is still being marked may be joining its prune.
+            ChildFate::Live if !waited_too_long && joining(&mut marking) => {
                 links.awaiting.push(child)
             }
             ChildFate::Detached => {}
             _ => links.children.push(child),
         }
     }
-}
-
-/// Whether the live child owning `child_id` may still be joining a prune of its namespace.
-fn joining(resources: &[Arc<SiteWiseAsset>], child_id: &str) -> bool {
-    owner_of(resources, child_id).is_some_and(|child| {
-        still_marking(
-            resources,
-            child.metadata.namespace.as_deref(),
-            jiff::Timestamp::now(),
-        )
-    })
 }
 
 #[cfg(test)]

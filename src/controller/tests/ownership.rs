@@ -343,11 +343,11 @@ async fn a_reused_external_id_is_reported_and_never_deleted() {
 #[tokio::test]
 async fn a_parent_is_linked_moved_and_detached_with_tokens_of_their_own() {
     let mut spec = create_spec();
-    spec.parent = Some(ParentRef {
+    spec.parent = Some(Box::new(ParentRef {
         asset_id: Some(LINE_A.into()),
         hierarchy: H_MACHINES.into(),
         ..Default::default()
-    });
+    }));
     let mut run = Run::new(fake(), resource(spec));
     run.apply().await.expect("created");
     run.apply().await.expect("linked");
@@ -360,11 +360,11 @@ async fn a_parent_is_linked_moved_and_detached_with_tokens_of_their_own() {
     let link = run.status().parent_link.expect("recorded");
     assert!(link.associated);
 
-    run.obj.spec.parent = Some(ParentRef {
+    run.obj.spec.parent = Some(Box::new(ParentRef {
         asset_id: Some(LINE_B.into()),
         hierarchy: H_MACHINES.into(),
         ..Default::default()
-    });
+    }));
     run.obj.metadata.generation = Some(2);
     run.apply().await.expect("moved");
     assert_eq!(
@@ -408,11 +408,11 @@ async fn a_parent_is_linked_moved_and_detached_with_tokens_of_their_own() {
 #[tokio::test]
 async fn a_parent_that_is_not_there_yet_is_waited_for_without_errors() {
     let mut spec = create_spec();
-    spec.parent = Some(ParentRef {
+    spec.parent = Some(Box::new(ParentRef {
         name: Some("line".into()),
         hierarchy: "Machines".into(),
         ..Default::default()
-    });
+    }));
     let mut run = Run::new(fake(), resource(spec));
     run.apply().await.expect("created");
     run.apply().await.expect("waiting is not an error");

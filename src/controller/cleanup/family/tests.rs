@@ -51,13 +51,13 @@ fn with_status(mut obj: SiteWiseAsset, f: impl FnOnce(&mut SiteWiseAssetStatus))
 fn a_child_being_deleted_detaches_itself_and_a_live_one_is_detached_by_the_parent() {
     let resources = cache(vec![child("pruned", true), child("live", false)]);
     assert_eq!(
-        fate(&resources, PARENT, "pruned"),
+        fate(owner_of(&resources, "pruned"), PARENT),
         ChildFate::DetachesItself
     );
-    assert_eq!(fate(&resources, PARENT, "live"), ChildFate::Live);
+    assert_eq!(fate(owner_of(&resources, "live"), PARENT), ChildFate::Live);
     // No resource: nobody else removes the link.
     assert_eq!(
-        fate(&resources, PARENT, "unmanaged"),
+        fate(owner_of(&resources, "unmanaged"), PARENT),
         ChildFate::ParentDetaches
     );
 }
@@ -95,7 +95,7 @@ fn children_that_will_not_remove_the_link_are_left_to_the_parent() {
     let resources = cache(vec![retained, orphaned, not_owned, terminal, elsewhere]);
     for id in ["retained", "orphaned", "not-owned", "terminal", "elsewhere"] {
         assert_eq!(
-            fate(&resources, PARENT, id),
+            fate(owner_of(&resources, id), PARENT),
             ChildFate::ParentDetaches,
             "{id}"
         );
@@ -110,7 +110,10 @@ fn a_child_past_detaching_counts_as_detached() {
             ..DeletionProgress::default()
         }))
     })]);
-    assert_eq!(fate(&resources, PARENT, "gone"), ChildFate::Detached);
+    assert_eq!(
+        fate(owner_of(&resources, "gone"), PARENT),
+        ChildFate::Detached
+    );
 }
 
 #[test]
