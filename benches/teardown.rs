@@ -346,9 +346,10 @@ fn print(run: &Run, f: &Figures) {
     println!(
         "{:<28} without effect: {}",
         "",
-        match without_effect.is_empty() {
-            true => "none".to_string(),
-            false => without_effect.join(", "),
+        if without_effect.is_empty() {
+            "none".to_string()
+        } else {
+            without_effect.join(", ")
         }
     );
 }

@@ -114,11 +114,11 @@ impl AdaptiveRate {
             state.last_recovery = now;
             let interval = Duration::from_secs_f64(1.0 / state.rate);
             // The bank holds BURST worth of calls, this one included.
-            let earliest = match state.banking {
-                true => now
-                    .checked_sub(BURST.saturating_sub(interval))
-                    .unwrap_or(now),
-                false => now,
+            let earliest = if state.banking {
+                now.checked_sub(BURST.saturating_sub(interval))
+                    .unwrap_or(now)
+            } else {
+                now
             };
             let slot = state.next_slot.max(earliest);
             state.next_slot = slot + interval;
