@@ -178,9 +178,17 @@ pub struct RunArgs {
     #[arg(long, env = "POLL_INTERVAL", default_value = "3s", value_parser = parse_positive_duration)]
     pub poll_interval: Duration,
 
-    /// Resync interval of stable assets (drift detection).
+    /// Drift detection of stable assets: a sweep at this interval checks them all against
+    /// ListAssets (250 assets per call) and their parents' ListAssociatedAssets, and reconciles
+    /// only those that differ; assets whose spec manages tags or property settings, which no
+    /// listing shows, are resynced on their own at this interval.
     #[arg(long, env = "RESYNC_INTERVAL", default_value = "5m", value_parser = parse_positive_duration)]
     pub resync: Duration,
+
+    /// Each stable asset is also reconciled on its own (DescribeAsset and the calls its spec
+    /// needs) at this interval, for drift no listing shows.
+    #[arg(long, env = "FULL_RESYNC_INTERVAL", default_value = "1h", value_parser = parse_positive_duration)]
+    pub full_resync: Duration,
 
     /// Retry interval after a permanent error (invalid request, access denied).
     #[arg(long, env = "TERMINAL_RETRY", default_value = "10m", value_parser = parse_positive_duration)]
@@ -294,6 +302,7 @@ impl RunArgs {
             },
             poll_interval: self.poll_interval,
             resync: self.resync,
+            full_resync: self.full_resync.max(self.resync),
             terminal_retry: self.terminal_retry,
             not_found_retry: self.resync.min(Duration::from_secs(60)),
         }
@@ -405,6 +414,7 @@ mod tests {
             "--poll-interval",
             "--backoff-base",
             "--resync",
+            "--full-resync",
             "--leader-lease-duration",
         ] {
             let err = Cli::try_parse_from(["sitewise-operator", "run", flag, "0s"])

@@ -32,6 +32,7 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<OutcomeLabels, Counter>,
     calls: Family<CallLabels, Counter>,
+    swept: Family<OutcomeLabels, Counter>,
     deletions: Counter,
     orphaned: Counter,
     deletion_seconds: Histogram,
@@ -55,6 +56,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("sitewise_operator");
         let reconciles = Family::<OutcomeLabels, Counter>::default();
         let calls = Family::<CallLabels, Counter>::default();
+        let swept = Family::<OutcomeLabels, Counter>::default();
         let deletions = Counter::default();
         let orphaned = Counter::default();
         let deletion_seconds = Histogram::new(exponential_buckets(0.5, 2.0, 14));
@@ -70,6 +72,11 @@ impl Default for Metrics {
             "sitewise_calls",
             "SiteWise API calls by connection, operation and outcome (ok or the error code)",
             calls.clone(),
+        );
+        registry.register(
+            "swept_resources",
+            "Resources checked by sweeps, by outcome: current (as declared), failed (the listing failed), or why one was sent to reconcile (fields, state, link, parent changed, not listed, ...)",
+            swept.clone(),
         );
         registry.register(
             "deletions",
@@ -105,6 +112,7 @@ impl Default for Metrics {
             registry,
             reconciles,
             calls,
+            swept,
             deletions,
             orphaned,
             deletion_seconds,
@@ -132,6 +140,14 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    pub fn swept(&self, outcome: &str, resources: usize) {
+        self.swept
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc_by(u64::try_from(resources).unwrap_or(u64::MAX));
     }
 
     pub fn deletion_finished(&self, seconds: f64) {

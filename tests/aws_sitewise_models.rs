@@ -10,7 +10,7 @@ use sitewise_emulator::config::{Quotas, Settings, Timings};
 use sitewise_operator::sitewise::aws::{AwsSiteWise, emulator_client};
 use sitewise_operator::sitewise::{
     AssetState, ErrorKind, ModelDefinition, ModelHierarchy, ModelProperty, NewAsset, NewModel,
-    PropertyKind, SiteWise,
+    PropertyKind, SiteWise, list_assets_of_model,
 };
 
 const MACHINE: &str = "5d0c1b2a-3e4f-4a5b-8c6d-7e8f9a0b1c2d";
@@ -165,12 +165,16 @@ async fn a_model_is_deleted_only_once_no_asset_and_no_model_uses_it() {
         asset_id: "7f2e3d4c-5a6b-4c7d-8e9f-0a1b2c3d4e5f".into(),
         model_id: MACHINE.into(),
         name: "press".into(),
+        description: Some("Hydraulic press".into()),
+        external_id: Some("press-7".into()),
         ..NewAsset::default()
     };
     sw.create_asset(&press, &token(3)).await.expect("asset");
-    let listed = sw.list_assets_of_model(MACHINE).await.expect("list");
+    let listed = list_assets_of_model(&sw, MACHINE).await.expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].name, "press");
+    assert_eq!(listed[0].description.as_deref(), Some("Hydraulic press"));
+    assert_eq!(listed[0].external_id.as_deref(), Some("press-7"));
     let etag = active(&sw, MACHINE).await;
     let refused = sw
         .delete_asset_model(MACHINE, Some(&etag), &token(4))
@@ -187,8 +191,7 @@ async fn a_model_is_deleted_only_once_no_asset_and_no_model_uses_it() {
         .await
         .expect("delete asset");
     for _ in 0..100 {
-        if sw
-            .list_assets_of_model(MACHINE)
+        if list_assets_of_model(&sw, MACHINE)
             .await
             .expect("list")
             .is_empty()
@@ -216,7 +219,7 @@ async fn a_model_is_deleted_only_once_no_asset_and_no_model_uses_it() {
     sw.delete_asset_model(MACHINE, Some(&etag), &token(8))
         .await
         .expect("nothing uses it now");
-    let none = sw.list_assets_of_model(MACHINE).await;
+    let none = list_assets_of_model(&sw, MACHINE).await;
     assert!(
         matches!(none, Ok(ref v) if v.is_empty())
             || matches!(none, Err(ref e) if e.kind == ErrorKind::NotFound)

@@ -24,7 +24,7 @@ impl Choice {
         }
     }
 
-    fn from_pin(pin: &str) -> Self {
+    pub fn from_pin(pin: &str) -> Self {
         if pin == OPERATOR_CONNECTION {
             Self::Operator
         } else {

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod recent;
 pub mod route;
 pub mod status;
+pub mod sweep;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,8 +48,11 @@ pub struct Settings {
     pub kube_backoff: BackoffPolicy,
     /// Polls while SiteWise is busy (CREATING, UPDATING, DELETING).
     pub poll_interval: Duration,
-    /// Resync of stable assets.
+    /// Sweep of settled assets by listing; resync of stable assets the listings cannot vouch
+    /// for (managed tags or property settings).
     pub resync: Duration,
+    /// Reconcile of each settled asset on its own, for what no listing shows.
+    pub full_resync: Duration,
     /// Retry after a permanent error.
     pub terminal_retry: Duration,
     /// Re-check of an asset SiteWise does not know.
@@ -72,6 +76,7 @@ impl Default for Settings {
             },
             poll_interval: Duration::from_secs(3),
             resync: Duration::from_secs(300),
+            full_resync: Duration::from_secs(3600),
             terminal_retry: Duration::from_secs(600),
             not_found_retry: Duration::from_secs(60),
         }
@@ -103,6 +108,8 @@ pub struct Context<S> {
     pub deletions: cleanup::DeletionMemory,
     /// SiteWise's delete time, learned: when to confirm a deletion.
     pub pace: cleanup::DeletePace,
+    /// The models each connection's assets use: what a sweep lists.
+    pub models: sweep::Models,
 }
 
 impl<S> Context<S> {
@@ -120,6 +127,7 @@ impl<S> Context<S> {
             released: recent::RecentKeys::default(),
             deletions: cleanup::DeletionMemory::default(),
             pace: cleanup::DeletePace::default(),
+            models: sweep::Models::default(),
         }
     }
 
@@ -556,8 +564,11 @@ pub async fn run<S: SiteWise>(
         .modify(trim)
         .reflect(writer)
         .applied_objects();
+    // Resources a sweep found not as declared are reconciled through the same queue.
+    let (swept_tx, swept_rx) = futures::channel::mpsc::unbounded();
     let controller = Controller::for_stream(objects, reader)
         .with_config(controller::Config::default().concurrency(options.concurrency))
+        .reconcile_on(swept_rx)
         .graceful_shutdown_on(options.shutdown.clone().requested());
     let model_api: Api<SiteWiseAssetModel> = match &options.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -626,6 +637,13 @@ pub async fn run<S: SiteWise>(
     });
     ready.store(true, Ordering::Relaxed);
     tracing::info!(namespace = ?options.namespace, concurrency = options.concurrency, "controller started");
+    // Boxed: one more future nested in `run`'s would exceed the compiler's layout depth.
+    let sweeps = Box::pin(sweep::run(
+        app.clone(),
+        controller.store(),
+        swept_tx,
+        options.shutdown.clone(),
+    ));
     let assets = controller
         .run(reconcile, error_policy, app.clone())
         .for_each(|outcome| async move { log_outcome(outcome) });
@@ -659,7 +677,11 @@ pub async fn run<S: SiteWise>(
         connections.await;
         tracing::debug!("connection controller and namespace watch stopped");
     };
-    tokio::join!(assets, models, connections);
+    let sweeps = async {
+        sweeps.await;
+        tracing::debug!("sweeps stopped");
+    };
+    tokio::join!(assets, models, connections, sweeps);
     tracing::info!("controller stopped");
     Ok(())
 }

@@ -110,6 +110,21 @@ impl Routing {
     }
 }
 
+/// Runs `work` through the client of the connection `pin` names (as `status.connection`
+/// records it); without routing, as is. `None` when that connection has no client (not
+/// checked yet, or gone).
+pub async fn in_connection<F: Future>(
+    routing: Option<&Routing>,
+    pin: &str,
+    work: F,
+) -> Option<F::Output> {
+    let Some(routing) = routing else {
+        return Some(work.await);
+    };
+    let lane = routing.registry.lane(&Choice::from_pin(pin))?;
+    Some(scoped(lane.client, work).await)
+}
+
 /// Runs `work` through the resource's connection, recording it first; without routing
 /// (tests, or a cluster without the connection CRD) it runs as is. A resource that was never
 /// reached through any connection and is being deleted is released at once: nothing of it

@@ -163,9 +163,13 @@ impl<D: Decorate> SiteWise for D {
         self.around(Operation::DeleteAssetModel, call).await
     }
 
-    async fn list_assets_of_model(&self, model_id: &str) -> SiteWiseResult<Vec<AssetSummary>> {
+    async fn list_assets_page(
+        &self,
+        model_id: &str,
+        next_token: Option<&str>,
+    ) -> SiteWiseResult<AssetPage> {
         let inner = self.inner(Operation::ListAssets)?;
-        let call = inner.list_assets_of_model(model_id);
+        let call = inner.list_assets_page(model_id, next_token);
         self.around(Operation::ListAssets, call).await
     }
 }

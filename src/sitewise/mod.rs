@@ -424,9 +424,30 @@ pub trait SiteWise: Send + Sync + 'static {
         client_token: &str,
     ) -> impl Future<Output = SiteWiseResult<AssetState>> + Send;
 
-    /// Every page of `ListAssets` for the assets of one model.
-    fn list_assets_of_model(
+    /// One page of `ListAssets` for the assets of one model: the first when `next_token` is
+    /// `None`, else the one the previous page pointed to.
+    fn list_assets_page(
         &self,
         model_id: &str,
-    ) -> impl Future<Output = SiteWiseResult<Vec<AssetSummary>>> + Send;
+        next_token: Option<&str>,
+    ) -> impl Future<Output = SiteWiseResult<AssetPage>> + Send;
+}
+
+/// Every page of `ListAssets` for the assets of one model.
+pub async fn list_assets_of_model<S: SiteWise>(
+    sitewise: &S,
+    model_id: &str,
+) -> SiteWiseResult<Vec<AssetSummary>> {
+    let mut assets = Vec::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        let page = sitewise
+            .list_assets_page(model_id, next_token.as_deref())
+            .await?;
+        assets.extend(page.assets);
+        match page.next_token {
+            Some(token) => next_token = Some(token),
+            None => return Ok(assets),
+        }
+    }
 }

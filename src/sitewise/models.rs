@@ -79,10 +79,21 @@ pub struct ModelDescription {
     pub etag: Option<String>,
 }
 
-/// One asset of a model, as `ListAssets` summarises it.
+/// One asset of a model, as `ListAssets` summarises it: its declared fields and state, not its
+/// properties or its parent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AssetSummary {
     pub id: String,
     pub name: String,
     pub state: AssetState,
+    pub description: Option<String>,
+    pub external_id: Option<String>,
+}
+
+/// One page of `ListAssets`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AssetPage {
+    pub assets: Vec<AssetSummary>,
+    /// The token of the next page; `None` on the last.
+    pub next_token: Option<String>,
 }

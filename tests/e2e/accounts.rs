@@ -70,7 +70,7 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
         &ns,
         &emu.endpoint(),
         "accounts",
-        &["--sts-endpoint", &open_sts.endpoint],
+        &["--sts-endpoint", &open_sts.endpoint, "--resync", "2s"],
         &[
             ("AWS_ACCESS_KEY_ID", key),
             ("AWS_SECRET_ACCESS_KEY", secret),
@@ -238,6 +238,25 @@ pub async fn two_accounts_and_regions_through_assumed_roles(env: &Env) -> anyhow
     };
     ensure!(count("111111111111", "eu-west-1") == Some(2));
     ensure!(count("222222222222", "us-east-2") == Some(1));
+    // Sweeps list each account through its own connection, and never the operator's own.
+    for (account, region) in [("111111111111", "eu-west-1"), ("222222222222", "us-east-2")] {
+        eventually(
+            "a sweep of each account",
+            Duration::from_secs(20),
+            || async {
+                sitewise_emulator::lock(&emu.tenant(account, region))
+                    .journal()
+                    .iter()
+                    .any(|e| e.operation == Op::ListAssets && e.status == 200)
+                    .then_some(())
+            },
+        )
+        .await?;
+    }
+    ensure!(
+        emu.store().journal().is_empty(),
+        "a sweep reached the operator's own account"
+    );
 
     // The API server enforces the same tenancy before a resource exists.
     ensure!(

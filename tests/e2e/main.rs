@@ -54,7 +54,7 @@ fn main() {
         case!(ownership::two_resources_on_one_asset),
         case!(ownership::reused_external_id_is_never_followed),
         case!(ownership::crash_between_create_and_status_write),
-        case!(ownership::rename_in_sitewise_is_corrected_at_resync),
+        case!(ownership::drift_is_found_by_sweeps_and_corrected),
         case!(ownership::reparent_moves_the_child),
         case!(ownership::failed_deletion_is_retried_with_a_new_token),
         case!(ownership::bad_input_is_refused_or_explained),

@@ -327,20 +327,49 @@ pub async fn crash_between_create_and_status_write(env: &Env) -> anyhow::Result<
     Ok(())
 }
 
-pub async fn rename_in_sitewise_is_corrected_at_resync(env: &Env) -> anyhow::Result<()> {
+pub async fn drift_is_found_by_sweeps_and_corrected(env: &Env) -> anyhow::Result<()> {
     let ns = env.namespace("e2e-drift").await?;
     let (emu, _) = emulator(quiet(), &models_seed()?).await?;
     let _operator = Operator::start_with(env, &ns, &emu.endpoint(), "drift", &["--resync", "2s"])?;
-    let yaml = "apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {name: press}\nspec: {assetModelId: externalId:machine-model, name: Press 7}\n";
+    let yaml = "apiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {name: line}\nspec: {assetModelId: externalId:line-model}\n---\napiVersion: sitewise.operator.dev/v1alpha1\nkind: SiteWiseAsset\nmetadata: {name: press}\nspec: {assetModelId: externalId:machine-model, name: Press 7, parent: {name: line, hierarchy: Machines}}\n";
     ensure!(apply_yaml(env, &ns, yaml)?.status.success());
     let api = env.assets(&ns);
-    wait_all_ready(&api, 1, Duration::from_secs(60)).await?;
-    let id = api
-        .get("press")
-        .await?
-        .status
-        .and_then(|s| s.asset_id)
-        .context("id")?;
+    wait_all_ready(&api, 2, Duration::from_secs(60)).await?;
+    let id_of = |name: &'static str| {
+        let api = api.clone();
+        async move { api.get(name).await.ok()?.status?.asset_id }
+    };
+    let (id, line) = (
+        id_of("press").await.context("press")?,
+        id_of("line").await.context("line")?,
+    );
+    // At rest, sweeps list in bulk: no asset is described on its own (the full resync is an
+    // hour away). The reconcile that follows the last status write has settled by then.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let start = emu.store().journal().len();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let calls = |op: Op| {
+        emu.store().journal()[start..]
+            .iter()
+            .filter(|e| e.operation == op)
+            .count()
+    };
+    ensure!(
+        calls(Op::DescribeAsset) == 0,
+        "described at rest: {}",
+        calls(Op::DescribeAsset)
+    );
+    ensure!(
+        calls(Op::ListAssets) >= 4,
+        "two models, listed at each sweep: {}",
+        calls(Op::ListAssets)
+    );
+    ensure!(
+        calls(Op::ListAssociatedAssets) >= 2,
+        "the line's machines: {}",
+        calls(Op::ListAssociatedAssets)
+    );
+    // Renamed in the console: found by the next sweep, set back, reported as drift.
     emu.store()
         .update_asset(&id, &json!({"assetName": "Renamed in the console"}))
         .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -357,6 +386,15 @@ pub async fn rename_in_sitewise_is_corrected_at_resync(env: &Env) -> anyhow::Res
     })
     .await?;
     ensure!(!reasons.iter().any(|r| r == "AssetUpdated"), "{reasons:?}");
+    // Detached in the console: found by a sweep (the line no longer lists it), linked again.
+    let link = json!({"hierarchyId": "externalId:line-machines", "childAssetId": id});
+    emu.store()
+        .disassociate_assets(&line, &link)
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    eventually("linked again", Duration::from_secs(30), || async {
+        (effective(&emu, Op::AssociateAssets).get(&line) == Some(&2)).then_some(())
+    })
+    .await?;
     Ok(())
 }
 

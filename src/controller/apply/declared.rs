@@ -131,21 +131,6 @@ impl<'a, S: SiteWise> Declared<'a, S> {
         Ok(Outcome::Continue)
     }
 
-    fn desired(&self) -> Desired {
-        let spec = &self.obj.spec;
-        Desired {
-            name: match (&spec.name, self.creating()) {
-                (Some(name), _) => Some(name.clone()),
-                (None, true) => Some(self.obj.name_any()),
-                (None, false) => None,
-            },
-            description: spec.description.clone(),
-            external_id: spec.external_id.clone(),
-            properties: spec.properties.clone(),
-            tags: spec.tags.clone(),
-        }
-    }
-
     /// Applies the first declared field that differs. Asset and property updates put the asset
     /// in UPDATING (polled); tags change at once.
     pub(super) async fn fields(&self) -> Result<Outcome> {
@@ -157,7 +142,7 @@ impl<'a, S: SiteWise> Declared<'a, S> {
             None
         };
         let changes = match plan::changes(
-            &self.desired(),
+            &Desired::of(self.obj),
             self.asset,
             tags.as_ref(),
             &before.managed_tag_keys,

@@ -3,7 +3,8 @@
 //! with the ownership tag, or stand back when another resource claims it; apply declared
 //! fields; link it under its parent ([`declared`]). Each step that puts the asset in UPDATING
 //! ends the reconcile with a short poll; once everything matches, `Ready` is True and the
-//! resource is resynced slowly to catch drift.
+//! resource is resynced slowly to catch drift (by sweeps, see [`super::sweep`], and on its own
+//! once per full resync).
 
 mod declared;
 mod identity;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 
 use super::Context;
+use super::plan::sweep::listable;
 use super::status::{self, Events, StatusWriter};
 use crate::backoff::jittered;
 use crate::crd::{AssetErrorDetails, SiteWiseAsset, SiteWiseAssetStatus};
@@ -39,6 +41,8 @@ pub async fn apply<S: SiteWise>(
         identity::Resolved::Stop(delay) => return Ok(Action::requeue(jittered(delay))),
     };
     let generation = status.generation();
+    let connection = status.snapshot().connection.unwrap_or_default();
+    ctx.models.note(&connection, &asset.model_id);
     status.update(|s| mirror(s, &asset)).await?;
     if let Some(delay) = not_active(&asset, ctx, status, events).await? {
         return Ok(Action::requeue(jittered(delay)));
@@ -76,7 +80,13 @@ pub async fn apply<S: SiteWise>(
             )
             .await;
     }
-    Ok(Action::requeue(jittered(ctx.settings.resync)))
+    // Sweeps vouch for what listings show; the rest is resynced on its own.
+    let resync = if listable(obj, &status.snapshot()) {
+        ctx.settings.full_resync
+    } else {
+        ctx.settings.resync
+    };
+    Ok(Action::requeue(jittered(resync)))
 }
 
 /// Copies what SiteWise reports into status; Synced, and any earlier permanent error is over.

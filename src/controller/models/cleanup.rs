@@ -16,7 +16,7 @@ use crate::crd::{
     require_uid,
 };
 use crate::error::{Error, Result};
-use crate::sitewise::{AssetState, ErrorKind, SiteWise};
+use crate::sitewise::{AssetState, ErrorKind, SiteWise, list_assets_of_model};
 use crate::token;
 
 /// How many users a condition message names before "and N more".
@@ -53,7 +53,7 @@ pub async fn cleanup<S: SiteWise>(
         &model_id,
     );
     if users.is_empty() {
-        users = match ctx.sitewise.list_assets_of_model(&model_id).await {
+        users = match list_assets_of_model(&ctx.sitewise, &model_id).await {
             Ok(assets) => assets
                 .into_iter()
                 .map(|a| format!("asset {} ({}, {})", a.id, a.name, a.state))

@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::crd::{NotificationState, Ownership, ParentLinkStatus, PropertySpec};
+use kube::ResourceExt;
+
+use crate::crd::{
+    Mode, NotificationState, Ownership, ParentLinkStatus, PropertySpec, SiteWiseAsset,
+};
 use crate::sitewise::{AssetDescription, AssetUpdate, Hierarchy, Property, PropertySettings};
 
 use super::delete::ClaimState;
@@ -106,6 +110,26 @@ pub struct Desired {
     pub external_id: Option<String>,
     pub properties: Vec<PropertySpec>,
     pub tags: BTreeMap<String, String>,
+}
+
+impl Desired {
+    /// What `obj`'s spec declares; a created asset is named after its resource unless the
+    /// spec names it.
+    pub fn of(obj: &SiteWiseAsset) -> Self {
+        let spec = &obj.spec;
+        let creating = matches!(obj.mode(), Some(Mode::Create { .. }));
+        Self {
+            name: match (&spec.name, creating) {
+                (Some(name), _) => Some(name.clone()),
+                (None, true) => Some(obj.name_any()),
+                (None, false) => None,
+            },
+            description: spec.description.clone(),
+            external_id: spec.external_id.clone(),
+            properties: spec.properties.clone(),
+            tags: spec.tags.clone(),
+        }
+    }
 }
 
 /// One change that brings the asset closer to the spec.

@@ -5,5 +5,6 @@
 
 pub mod apply;
 pub mod delete;
+pub mod sweep;
 
 pub use delete::*;

@@ -27,9 +27,9 @@ use std::collections::BTreeMap;
 use aws_sdk_iotsitewise::types::PropertyNotificationState;
 
 use super::{
-    AssetDescription, AssetState, AssetSummary, AssetUpdate, AssociatedAsset, CreatedAsset,
-    Direction, ErrorKind, Hierarchy, ModelDefinition, ModelDescription, NewAsset, NewModel,
-    Operation, Property, PropertySettings, SiteWise, SiteWiseError, SiteWiseResult,
+    AssetDescription, AssetPage, AssetState, AssetUpdate, AssociatedAsset, CreatedAsset, Direction,
+    ErrorKind, Hierarchy, ModelDefinition, ModelDescription, NewAsset, NewModel, Operation,
+    Property, PropertySettings, SiteWise, SiteWiseError, SiteWiseResult,
 };
 
 /// How the SDK client is built.
@@ -591,8 +591,12 @@ impl SiteWise for AwsSiteWise {
         models::delete(&self.client, model_id, if_match, client_token).await
     }
 
-    async fn list_assets_of_model(&self, model_id: &str) -> SiteWiseResult<Vec<AssetSummary>> {
-        models::list_assets(&self.client, model_id).await
+    async fn list_assets_page(
+        &self,
+        model_id: &str,
+        next_token: Option<&str>,
+    ) -> SiteWiseResult<AssetPage> {
+        models::list_assets_page(&self.client, model_id, next_token).await
     }
 }
 

@@ -11,9 +11,9 @@ use aws_sdk_iotsitewise::types::{
 
 use super::classify;
 use crate::sitewise::{
-    AssetState, AssetSummary, CreatedAsset, ErrorKind, ModelDefinition, ModelDescription,
-    ModelHierarchy, ModelProperty, NewModel, Operation, PropertyKind, SiteWiseError,
-    SiteWiseResult,
+    AssetPage, AssetState, AssetSummary, CreatedAsset, ErrorKind, ModelDefinition,
+    ModelDescription, ModelHierarchy, ModelProperty, NewModel, Operation, PropertyKind,
+    SiteWiseError, SiteWiseResult,
 };
 
 pub async fn describe(client: &Client, model_id: &str) -> SiteWiseResult<ModelDescription> {
@@ -232,32 +232,39 @@ pub async fn delete(
         .unwrap_or(AssetState::Deleting))
 }
 
-pub async fn list_assets(client: &Client, model_id: &str) -> SiteWiseResult<Vec<AssetSummary>> {
-    let mut assets = Vec::new();
-    let mut next_token: Option<String> = None;
-    loop {
-        let out = client
-            .list_assets()
-            .asset_model_id(model_id)
-            .filter(ListAssetsFilter::All)
-            .max_results(250)
-            .set_next_token(next_token.take())
-            .send()
-            .await
-            .map_err(|e| classify(Operation::ListAssets, e))?;
-        assets.extend(out.asset_summaries().iter().map(|a| {
-            AssetSummary {
-                id: a.id().to_string(),
-                name: a.name().to_string(),
-                state: a
-                    .status()
-                    .map(|s| AssetState::parse(s.state().as_str()))
-                    .unwrap_or_default(),
-            }
-        }));
-        match out.next_token() {
-            Some(token) if !token.is_empty() => next_token = Some(token.to_string()),
-            _ => return Ok(assets),
-        }
-    }
+pub async fn list_assets_page(
+    client: &Client,
+    model_id: &str,
+    next_token: Option<&str>,
+) -> SiteWiseResult<AssetPage> {
+    let out = client
+        .list_assets()
+        .asset_model_id(model_id)
+        .filter(ListAssetsFilter::All)
+        .max_results(250)
+        .set_next_token(next_token.map(str::to_string))
+        .send()
+        .await
+        .map_err(|e| classify(Operation::ListAssets, e))?;
+    let assets = out
+        .asset_summaries()
+        .iter()
+        .map(|a| AssetSummary {
+            id: a.id().to_string(),
+            name: a.name().to_string(),
+            state: a
+                .status()
+                .map(|s| AssetState::parse(s.state().as_str()))
+                .unwrap_or_default(),
+            description: a.description().map(str::to_string),
+            external_id: a.external_id().map(str::to_string),
+        })
+        .collect();
+    Ok(AssetPage {
+        assets,
+        next_token: out
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+    })
 }

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use super::{Call, FakeAsset, FakeSiteWise, State, arn_of, not_found};
 use crate::sitewise::{
-    AssetDescription, AssetState, AssetSummary, AssetUpdate, AssociatedAsset, CreatedAsset,
-    Direction, ErrorKind, ModelDefinition, ModelDescription, NewAsset, NewModel, Operation,
-    PropertySettings, SiteWise, SiteWiseError, SiteWiseResult,
+    AssetDescription, AssetPage, AssetState, AssetUpdate, AssociatedAsset, CreatedAsset, Direction,
+    ErrorKind, ModelDefinition, ModelDescription, NewAsset, NewModel, Operation, PropertySettings,
+    SiteWise, SiteWiseError, SiteWiseResult,
 };
 
 impl State {
@@ -468,7 +468,11 @@ impl SiteWise for FakeSiteWise {
         self.lock().delete_model(model_id, if_match, client_token)
     }
 
-    async fn list_assets_of_model(&self, model_id: &str) -> SiteWiseResult<Vec<AssetSummary>> {
-        self.lock().assets_of_model(model_id)
+    async fn list_assets_page(
+        &self,
+        model_id: &str,
+        next_token: Option<&str>,
+    ) -> SiteWiseResult<AssetPage> {
+        self.lock().assets_page(model_id, next_token)
     }
 }

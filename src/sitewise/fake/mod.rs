@@ -68,6 +68,8 @@ struct State {
     models: HashMap<String, FakeModel>,
     /// Asset updates counted for `last_update`.
     updates: u64,
+    /// Assets per page of ListAssets; 0 pages as SiteWise does, at 250.
+    page_size: usize,
 }
 
 /// The in-memory SiteWise. Cloning shares the same state.
@@ -90,6 +92,11 @@ impl FakeSiteWise {
     /// UPDATING, DELETING) after a call that starts one.
     pub fn set_deleting_polls(&self, polls: u32) {
         self.lock().transition_polls = polls;
+    }
+
+    /// Assets per page of ListAssets.
+    pub fn set_page_size(&self, size: usize) {
+        self.lock().page_size = size;
     }
 
     /// Adds a model whose assets get `hierarchies` and `properties` (`(id, name)` pairs; the

@@ -6,7 +6,7 @@
 use super::calls::call;
 use super::{FakeModel, State, not_found};
 use crate::sitewise::{
-    AssetState, AssetSummary, CreatedAsset, ErrorKind, Hierarchy, ModelDefinition,
+    AssetPage, AssetState, AssetSummary, CreatedAsset, ErrorKind, Hierarchy, ModelDefinition,
     ModelDescription, NewModel, Operation, Property, SiteWiseError, SiteWiseResult,
 };
 
@@ -244,7 +244,11 @@ impl State {
         })
     }
 
-    pub(super) fn assets_of_model(&mut self, model_id: &str) -> SiteWiseResult<Vec<AssetSummary>> {
+    pub(super) fn assets_page(
+        &mut self,
+        model_id: &str,
+        next_token: Option<&str>,
+    ) -> SiteWiseResult<AssetPage> {
         let op = Operation::ListAssets;
         let entry = call(op, model_id, None, None);
         self.record(entry);
@@ -260,9 +264,23 @@ impl State {
                 id: a.description.id.clone(),
                 name: a.description.name.clone(),
                 state: a.description.state.clone(),
+                description: a.description.description.clone(),
+                external_id: a.description.external_id.clone(),
             })
             .collect();
         assets.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(assets)
+        // The token is the index of the page's first asset.
+        let start = next_token.and_then(|t| t.parse().ok()).unwrap_or(0);
+        let size = if self.page_size == 0 {
+            250
+        } else {
+            self.page_size
+        };
+        let end = assets.len().min(start + size);
+        let next_token = (end < assets.len()).then(|| end.to_string());
+        Ok(AssetPage {
+            assets: assets.drain(start.min(end)..end).collect(),
+            next_token,
+        })
     }
 }

@@ -1,0 +1,421 @@
+//! The sweep: every resync interval, the settled resources of each connection are checked
+//! against bulk listings instead of a DescribeAsset (and a lookup of the parent) each:
+//! `ListAssets` of every model their assets use, 250 assets per call, and
+//! `ListAssociatedAssets` of each parent hierarchy they are linked under. A resource the
+//! listings show as declared costs nothing more and writes nothing; any other is reconciled
+//! on its own ([`plan::sweep`] says which). Each resource is still reconciled on its own once
+//! per full resync, for what no listing shows.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures::channel::mpsc::UnboundedSender;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::plan::sweep as plan;
+use super::{App, Context};
+use crate::backoff::jittered;
+use crate::crd::{ParentTarget, SiteWiseAsset};
+use crate::sitewise::{Direction, ErrorKind, SiteWise, SiteWiseResult};
+
+/// The models whose assets each connection has described, so a sweep knows what to list.
+/// Filled by apply; an asset of a model not noted yet is simply not listed, and the
+/// reconcile that follows notes it.
+#[derive(Default)]
+pub struct Models(Mutex<BTreeSet<(String, String)>>);
+
+impl Models {
+    pub fn note(&self, connection: &str, model_id: &str) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (connection.to_string(), model_id.to_string());
+        if !seen.contains(&key) {
+            seen.insert(key);
+        }
+    }
+
+    fn of(&self, connection: &str) -> Vec<String> {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .filter(|(c, _)| c == connection)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+}
+
+/// The connection a resource's status records (empty before the first call, and when
+/// connections are not in use).
+pub fn connection_of(obj: &SiteWiseAsset) -> &str {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.connection.as_deref())
+        .unwrap_or_default()
+}
+
+/// One resource the sweep found not as declared, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub resource: ObjectRef<SiteWiseAsset>,
+    pub reason: &'static str,
+}
+
+/// What one sweep of a connection found: how many resources it vouched for, and the others.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    pub current: usize,
+    pub findings: Vec<Finding>,
+}
+
+/// Checks the settled resources among `objects` (all of one connection) against the listings
+/// of `models` and of their parents' hierarchies. `parent_asset` gives the asset of a parent
+/// resource (namespace, name) as the cache shows it.
+pub async fn sweep<S: SiteWise>(
+    sitewise: &S,
+    objects: &[Arc<SiteWiseAsset>],
+    models: &[String],
+    parent_asset: impl Fn(&str, &str) -> Option<String>,
+) -> SiteWiseResult<Sweep> {
+    let settled: HashMap<&str, &SiteWiseAsset> = objects
+        .iter()
+        .filter_map(|o| plan::settled_asset(o).map(|id| (id, o.as_ref())))
+        .collect();
+    let mut out = Sweep::default();
+    let mut listed: HashSet<&str> = HashSet::new();
+    let mut fields_differ: HashSet<&str> = HashSet::new();
+    for model in models {
+        let mut next_token: Option<String> = None;
+        loop {
+            let page = match sitewise
+                .list_assets_page(model, next_token.as_deref())
+                .await
+            {
+                Ok(page) => page,
+                // A model deleted since: its assets are gone too, and show as not listed.
+                Err(e) if e.kind == ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            };
+            for summary in &page.assets {
+                let Some((&id, obj)) = settled.get_key_value(summary.id.as_str()) else {
+                    continue;
+                };
+                listed.insert(id);
+                if let Some(reason) = plan::fields_reason(obj, summary) {
+                    fields_differ.insert(id);
+                    out.findings.push(finding(obj, reason));
+                }
+            }
+            match page.next_token {
+                Some(token) => next_token = Some(token),
+                None => break,
+            }
+        }
+    }
+    let mut under: HashMap<(&str, &str), Vec<&SiteWiseAsset>> = HashMap::new();
+    for (&id, &obj) in &settled {
+        if fields_differ.contains(id) {
+            continue;
+        }
+        if !listed.contains(id) {
+            out.findings.push(finding(obj, "not listed"));
+            continue;
+        }
+        match plan::recorded_link(obj) {
+            Some(link) => under.entry(link).or_default().push(obj),
+            None => judge_link(&mut out, obj, None, &parent_asset),
+        }
+    }
+    for ((parent_id, hierarchy_id), children) in under {
+        let listed: HashSet<String> = match sitewise
+            .list_associated_assets(parent_id, Direction::Child, Some(hierarchy_id))
+            .await
+        {
+            Ok(assets) => assets.into_iter().map(|a| a.id).collect(),
+            Err(e) if e.kind == ErrorKind::NotFound => HashSet::new(),
+            Err(e) => return Err(e),
+        };
+        for obj in children {
+            let linked = plan::settled_asset(obj).is_some_and(|id| listed.contains(id));
+            judge_link(&mut out, obj, Some(linked), &parent_asset);
+        }
+    }
+    Ok(out)
+}
+
+fn judge_link(
+    out: &mut Sweep,
+    obj: &SiteWiseAsset,
+    listed: Option<bool>,
+    parent_asset: &impl Fn(&str, &str) -> Option<String>,
+) {
+    let parent_now = match obj.spec.parent.as_ref().and_then(|p| p.target()) {
+        Some(ParentTarget::Resource(name)) => {
+            parent_asset(&obj.namespace().unwrap_or_default(), name)
+        }
+        _ => None,
+    };
+    match plan::link_reason(obj, parent_now.as_deref(), listed) {
+        Some(reason) => out.findings.push(finding(obj, reason)),
+        None => out.current += 1,
+    }
+}
+
+fn finding(obj: &SiteWiseAsset, reason: &'static str) -> Finding {
+    Finding {
+        resource: ObjectRef::from_obj(obj),
+        reason,
+    }
+}
+
+/// Sweeps every connection once per resync interval, while this replica leads, and sends
+/// each resource found not as declared to the controller.
+pub(super) async fn run<S: SiteWise>(
+    app: Arc<App<S>>,
+    store: Store<SiteWiseAsset>,
+    reconcile: UnboundedSender<ObjectRef<SiteWiseAsset>>,
+    shutdown: crate::shutdown::Shutdown,
+) {
+    if store.wait_until_ready().await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(jittered(app.ctx.settings.resync)) => {}
+            () = shutdown.clone().requested() => return,
+        }
+        if !app.ctx.fence.is_open() {
+            continue;
+        }
+        let mut by_connection: HashMap<String, Vec<Arc<SiteWiseAsset>>> = HashMap::new();
+        for obj in store.state() {
+            if plan::settled_asset(&obj).is_some() {
+                by_connection
+                    .entry(connection_of(&obj).to_string())
+                    .or_default()
+                    .push(obj);
+            }
+        }
+        for (connection, objects) in by_connection {
+            sweep_connection(&app, &connection, &objects, &reconcile).await;
+        }
+    }
+}
+
+async fn sweep_connection<S: SiteWise>(
+    app: &App<S>,
+    connection: &str,
+    objects: &[Arc<SiteWiseAsset>],
+    reconcile: &UnboundedSender<ObjectRef<SiteWiseAsset>>,
+) {
+    let ctx: &Context<S> = &app.ctx;
+    let models = ctx.models.of(connection);
+    let parent_asset = |namespace: &str, name: &str| {
+        ctx.resources
+            .get(namespace, name)
+            .and_then(|p| p.status.as_ref()?.asset_id.clone())
+    };
+    let work = sweep(&ctx.sitewise, objects, &models, parent_asset);
+    let swept = match super::route::in_connection(app.routing.as_ref(), connection, work).await {
+        Some(swept) => swept,
+        None => {
+            tracing::debug!(connection, "connection not ready; not swept");
+            return;
+        }
+    };
+    match swept {
+        Ok(swept) => {
+            ctx.metrics.swept("current", swept.current);
+            for f in &swept.findings {
+                ctx.metrics.swept(f.reason, 1);
+                tracing::info!(namespace = ?f.resource.namespace, name = %f.resource.name, reason = f.reason, "sweep: not as declared; reconciling");
+                // Closed only when the controller stopped; nothing is left to tell.
+                let _ = reconcile.unbounded_send(f.resource.clone());
+            }
+            tracing::debug!(
+                connection,
+                current = swept.current,
+                findings = swept.findings.len(),
+                "swept"
+            );
+        }
+        Err(e) => {
+            ctx.metrics.swept("failed", objects.len());
+            tracing::warn!(connection, error = %e, "sweep failed; the next one tries again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::plan::sweep::tests::settled_as;
+    use crate::crd::{ParentLinkStatus, ParentRef, SiteWiseAssetSpec};
+    use crate::sitewise::Operation;
+    use crate::sitewise::fake::FakeSiteWise;
+
+    const MODEL: &str = "00000000-0000-4000-8000-00000000000m";
+    const LINE: &str = "10000000-0000-4000-8000-000000000001";
+    const MACHINES: &str = "20000000-0000-4000-8000-000000000001";
+
+    fn machine(i: u32) -> String {
+        format!("10000000-0000-4000-8000-00000000010{i}")
+    }
+
+    /// An adopted machine under the line resource, linked as recorded.
+    fn machine_resource(i: u32) -> Arc<SiteWiseAsset> {
+        let spec = SiteWiseAssetSpec {
+            asset_id: Some(machine(i)),
+            parent: Some(Box::new(ParentRef {
+                name: Some("line".into()),
+                hierarchy: "Machines".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let mut obj = settled_as(&format!("m{i}"), &machine(i), spec);
+        if let Some(s) = obj.status.as_mut() {
+            s.parent_link = Some(ParentLinkStatus {
+                parent_id: LINE.into(),
+                hierarchy_id: MACHINES.into(),
+                associated: true,
+                round: 0,
+            });
+        }
+        Arc::new(obj)
+    }
+
+    fn line_resource() -> Arc<SiteWiseAsset> {
+        let spec = SiteWiseAssetSpec {
+            asset_id: Some(LINE.into()),
+            name: Some(format!("asset {LINE}")),
+            ..Default::default()
+        };
+        Arc::new(settled_as("line", LINE, spec))
+    }
+
+    fn line_with_machines(machines: u32) -> FakeSiteWise {
+        let fake = FakeSiteWise::new();
+        fake.add_model(MODEL, None, &[(MACHINES, "Machines")], &[]);
+        fake.add_asset(LINE, None, &[MACHINES]);
+        for i in 1..=machines {
+            fake.add_asset(&machine(i), None, &[]);
+            fake.link(LINE, MACHINES, &machine(i));
+        }
+        fake.set_page_size(2);
+        fake
+    }
+
+    fn line_asset(namespace: &str, name: &str) -> Option<String> {
+        (namespace == "plant" && name == "line").then(|| LINE.to_string())
+    }
+
+    fn found(swept: &Sweep) -> Vec<(String, &'static str)> {
+        let mut found: Vec<(String, &'static str)> = swept
+            .findings
+            .iter()
+            .map(|f| (f.resource.name.clone(), f.reason))
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[tokio::test]
+    async fn a_plant_as_declared_costs_a_listing_per_page_and_per_parent() {
+        let fake = line_with_machines(3);
+        let objects = vec![
+            line_resource(),
+            machine_resource(1),
+            machine_resource(2),
+            machine_resource(3),
+        ];
+        let swept = sweep(&fake, &objects, &[MODEL.into()], line_asset)
+            .await
+            .expect("sweep");
+        assert_eq!(found(&swept), vec![]);
+        assert_eq!(swept.current, 4);
+        assert_eq!(fake.calls(Operation::ListAssets), 2, "4 assets, 2 per page");
+        assert_eq!(
+            fake.calls(Operation::ListAssociatedAssets),
+            1,
+            "one parent hierarchy"
+        );
+        assert_eq!(fake.calls(Operation::DescribeAsset), 0);
+    }
+
+    #[tokio::test]
+    async fn changes_made_outside_kubernetes_are_found_and_nothing_else() {
+        let fake = line_with_machines(4);
+        let mut objects = vec![
+            line_resource(),
+            machine_resource(1),
+            machine_resource(2),
+            machine_resource(3),
+            machine_resource(4),
+        ];
+        // Renamed while adopted with a declared name; detached; deleted; and one still busy.
+        let mut named = (*machine_resource(1)).clone();
+        named.spec.name = Some(format!("asset {}", machine(1)));
+        objects[1] = Arc::new(named);
+        fake.edit(&machine(1), |a| a.name = "Renamed in the console".into());
+        fake.unlink(&machine(2));
+        fake.vanish(&machine(3));
+        fake.set_state(&machine(4), crate::sitewise::AssetState::Updating);
+        let swept = sweep(&fake, &objects, &[MODEL.into()], line_asset)
+            .await
+            .expect("sweep");
+        assert_eq!(
+            found(&swept),
+            vec![
+                ("m1".to_string(), "fields"),
+                ("m2".to_string(), "link"),
+                ("m3".to_string(), "not listed"),
+                ("m4".to_string(), "state"),
+            ]
+        );
+        assert_eq!(swept.current, 1);
+    }
+
+    #[tokio::test]
+    async fn a_parent_resource_holding_another_asset_is_found() {
+        let fake = line_with_machines(1);
+        let objects = vec![machine_resource(1)];
+        let replaced = |_: &str, _: &str| Some("10000000-0000-4000-8000-000000000999".to_string());
+        let swept = sweep(&fake, &objects, &[MODEL.into()], replaced)
+            .await
+            .expect("sweep");
+        assert_eq!(found(&swept), vec![("m1".to_string(), "parent changed")]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_fails_the_sweep_and_a_model_gone_lists_nothing() {
+        let fake = line_with_machines(1);
+        let objects = vec![line_resource(), machine_resource(1)];
+        fake.fail_next(
+            Operation::ListAssets,
+            None,
+            crate::sitewise::ErrorKind::Throttled,
+        );
+        let failed = sweep(&fake, &objects, &[MODEL.into()], line_asset).await;
+        assert!(failed.is_err());
+        let unknown = "00000000-0000-4000-8000-0000000000aa".to_string();
+        let swept = sweep(&fake, &objects, &[unknown], line_asset)
+            .await
+            .expect("sweep");
+        assert_eq!(
+            found(&swept),
+            vec![
+                ("line".to_string(), "not listed"),
+                ("m1".to_string(), "not listed")
+            ]
+        );
+    }
+
+    #[test]
+    fn models_are_kept_per_connection() {
+        let models = Models::default();
+        models.note("north", MODEL);
+        models.note("north", MODEL);
+        models.note("(operator)", "other");
+        assert_eq!(models.of("north"), vec![MODEL.to_string()]);
+        assert_eq!(models.of("south"), Vec::<String>::new());
+    }
+}
