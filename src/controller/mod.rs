@@ -99,7 +99,8 @@ pub struct Context<S> {
     /// The namespace watched, `None` for all.
     pub namespace: Option<String>,
     /// Resources whose finalizer this process removed. Removing the finalizer is the last
-    /// write to a resource being deleted, but the release's own status write is a watch event
+    /// write to a resource being deleted, but an earlier write (a status written in the same
+    /// pass, or the release's own where another finalizer keeps the object) is a watch event
     /// that schedules one more reconcile, and the cache may still show the finalizer then:
     /// without this record that reconcile would run the cleanup again, announce the asset
     /// "already gone" after "deleted", and fail to remove a finalizer that is no longer there.

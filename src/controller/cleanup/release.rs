@@ -1,5 +1,6 @@
 //! Reporting a deletion: the start (Ready turns False), the phase before each call, and the
-//! release of the finalizer with the event and log line that say what happened to the asset.
+//! release of the finalizer with the event and log line that say what happened to the asset
+//! (and a last status only when another finalizer keeps the object).
 
 use kube::runtime::controller::Action;
 
@@ -11,6 +12,15 @@ use super::ensure_leader;
 use crate::crd::{DeletionPhase, Ownership, SiteWiseAsset};
 use crate::error::Result;
 use crate::sitewise::{ErrorKind, SiteWise};
+
+/// Whether a finalizer other than this operator's keeps the object after the release.
+fn held_by_others(obj: &SiteWiseAsset) -> bool {
+    obj.metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f != crate::crd::FINALIZER)
+}
 
 /// Stages the start of the deletion; it is written with the first phase worth showing.
 pub(super) fn start_deletion(status: &StatusWriter) {
@@ -180,23 +190,26 @@ pub(super) async fn release<S: SiteWise>(
         "released: {note}"
     );
     let generation = status.generation();
-    status
-        .update(|s| {
-            s.state = state;
-            let deletion = s.deletion.get_or_insert_default();
-            deletion.phase = DeletionPhase::Done;
-            deletion.current_operation = None;
-            deletion.children_remaining = 0;
-            status::set_condition(
-                &mut s.conditions,
-                status::DELETING,
-                true,
-                reason,
-                note.clone(),
-                generation,
-            );
-        })
-        .await?;
+    status.stage(|s| {
+        s.state = state;
+        let deletion = s.deletion.get_or_insert_default();
+        deletion.phase = DeletionPhase::Done;
+        deletion.current_operation = None;
+        deletion.children_remaining = 0;
+        status::set_condition(
+            &mut s.conditions,
+            status::DELETING,
+            true,
+            reason,
+            note.clone(),
+            generation,
+        );
+    });
+    // The object goes with the finalizer: a last status only shows where another finalizer
+    // keeps it. The event says what happened, and outlives the object.
+    if held_by_others(obj) {
+        status.flush().await?;
+    }
     if reason == "AssetDeleted"
         && let Some(started) = before
             .deletion
