@@ -6,7 +6,7 @@
 //! on its own ([`plan::sweep`] says which). Each resource is still reconciled on its own once
 //! per full resync, for what no listing shows.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::UnboundedSender;
@@ -23,23 +23,25 @@ use crate::sitewise::{Direction, ErrorKind, SiteWise, SiteWiseResult};
 /// Filled by apply; an asset of a model not noted yet is simply not listed, and the
 /// reconcile that follows notes it.
 #[derive(Default)]
-pub struct Models(Mutex<BTreeSet<(String, String)>>);
+pub struct Models(Mutex<BTreeMap<String, BTreeSet<String>>>);
 
 impl Models {
     pub fn note(&self, connection: &str, model_id: &str) {
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (connection.to_string(), model_id.to_string());
-        if !seen.contains(&key) {
-            seen.insert(key);
+        // Every reconcile notes its model: allocate only for a new one.
+        if seen.get(connection).is_some_and(|m| m.contains(model_id)) {
+            return;
         }
+        seen.entry(connection.to_string())
+            .or_default()
+            .insert(model_id.to_string());
     }
 
     fn of(&self, connection: &str) -> Vec<String> {
         let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        seen.iter()
-            .filter(|(c, _)| c == connection)
-            .map(|(_, m)| m.clone())
-            .collect()
+        seen.get(connection)
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -66,22 +68,34 @@ pub struct Sweep {
     pub findings: Vec<Finding>,
 }
 
-/// Checks the settled resources among `objects` (all of one connection) against the listings
-/// of `models` and of their parents' hierarchies. `parent_asset` gives the asset of a parent
-/// resource (namespace, name) as the cache shows it.
+/// How far a sweep got with one settled resource.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    NotListed,
+    Listed,
+    Reported,
+}
+
+/// Checks the settled resources of `connection` among `objects` against the listings of
+/// `models` and of their parents' hierarchies. `parent_asset` gives the asset of a parent
+/// resource (namespace, name) as the cache shows it. It runs beside the cache of every
+/// resource, so it holds little: the settled resources sorted by asset (found by binary
+/// search) and one byte each for what the listings showed.
 pub async fn sweep<S: SiteWise>(
     sitewise: &S,
     objects: &[Arc<SiteWiseAsset>],
+    connection: &str,
     models: &[String],
     parent_asset: impl Fn(&str, &str) -> Option<String>,
 ) -> SiteWiseResult<Sweep> {
-    let settled: HashMap<&str, &SiteWiseAsset> = objects
+    let mut settled: Vec<(&str, &SiteWiseAsset)> = objects
         .iter()
+        .filter(|o| connection_of(o) == connection)
         .filter_map(|o| plan::settled_asset(o).map(|id| (id, o.as_ref())))
         .collect();
+    settled.sort_unstable_by_key(|(id, _)| *id);
+    let mut seen = vec![Seen::NotListed; settled.len()];
     let mut out = Sweep::default();
-    let mut listed: HashSet<&str> = HashSet::new();
-    let mut fields_differ: HashSet<&str> = HashSet::new();
     for model in models {
         let mut next_token: Option<String> = None;
         loop {
@@ -95,14 +109,17 @@ pub async fn sweep<S: SiteWise>(
                 Err(e) => return Err(e),
             };
             for summary in &page.assets {
-                let Some((&id, obj)) = settled.get_key_value(summary.id.as_str()) else {
+                let Ok(i) = settled.binary_search_by_key(&summary.id.as_str(), |(id, _)| id) else {
                     continue;
                 };
-                listed.insert(id);
-                if let Some(reason) = plan::fields_reason(obj, summary) {
-                    fields_differ.insert(id);
-                    out.findings.push(finding(obj, reason));
-                }
+                let obj = settled[i].1;
+                seen[i] = match plan::fields_reason(obj, summary) {
+                    Some(reason) => {
+                        out.findings.push(finding(obj, reason));
+                        Seen::Reported
+                    }
+                    None => Seen::Listed,
+                };
             }
             match page.next_token {
                 Some(token) => next_token = Some(token),
@@ -111,17 +128,14 @@ pub async fn sweep<S: SiteWise>(
         }
     }
     let mut under: HashMap<(&str, &str), Vec<&SiteWiseAsset>> = HashMap::new();
-    for (&id, &obj) in &settled {
-        if fields_differ.contains(id) {
-            continue;
-        }
-        if !listed.contains(id) {
-            out.findings.push(finding(obj, "not listed"));
-            continue;
-        }
-        match plan::recorded_link(obj) {
-            Some(link) => under.entry(link).or_default().push(obj),
-            None => judge_link(&mut out, obj, None, &parent_asset),
+    for (&(_, obj), seen) in settled.iter().zip(&seen) {
+        match seen {
+            Seen::Reported => {}
+            Seen::NotListed => out.findings.push(finding(obj, "not listed")),
+            Seen::Listed => match plan::recorded_link(obj) {
+                Some(link) => under.entry(link).or_default().push(obj),
+                None => judge_link(&mut out, obj, None, &parent_asset),
+            },
         }
     }
     for ((parent_id, hierarchy_id), children) in under {
@@ -185,17 +199,14 @@ pub(super) async fn run<S: SiteWise>(
         if !app.ctx.fence.is_open() {
             continue;
         }
-        let mut by_connection: HashMap<String, Vec<Arc<SiteWiseAsset>>> = HashMap::new();
-        for obj in store.state() {
-            if plan::settled_asset(&obj).is_some() {
-                by_connection
-                    .entry(connection_of(&obj).to_string())
-                    .or_default()
-                    .push(obj);
-            }
-        }
-        for (connection, objects) in by_connection {
-            sweep_connection(&app, &connection, &objects, &reconcile).await;
+        let objects = store.state();
+        let connections: BTreeSet<&str> = objects
+            .iter()
+            .filter(|o| plan::settled_asset(o).is_some())
+            .map(|o| connection_of(o))
+            .collect();
+        for connection in connections {
+            sweep_connection(&app, connection, &objects, &reconcile).await;
         }
     }
 }
@@ -213,7 +224,7 @@ async fn sweep_connection<S: SiteWise>(
             .get(namespace, name)
             .and_then(|p| p.status.as_ref()?.asset_id.clone())
     };
-    let work = sweep(&ctx.sitewise, objects, &models, parent_asset);
+    let work = sweep(&ctx.sitewise, objects, connection, &models, parent_asset);
     let swept = match super::route::in_connection(app.routing.as_ref(), connection, work).await {
         Some(swept) => swept,
         None => {
@@ -238,7 +249,11 @@ async fn sweep_connection<S: SiteWise>(
             );
         }
         Err(e) => {
-            ctx.metrics.swept("failed", objects.len());
+            let settled = objects
+                .iter()
+                .filter(|o| connection_of(o) == connection && plan::settled_asset(o).is_some())
+                .count();
+            ctx.metrics.swept("failed", settled);
             tracing::warn!(connection, error = %e, "sweep failed; the next one tries again");
         }
     }
@@ -321,13 +336,19 @@ mod tests {
     #[tokio::test]
     async fn a_plant_as_declared_costs_a_listing_per_page_and_per_parent() {
         let fake = line_with_machines(3);
+        // One more resource, of another connection: swept with that one, not here.
+        let mut elsewhere = (*machine_resource(9)).clone();
+        if let Some(s) = elsewhere.status.as_mut() {
+            s.connection = Some("north".into());
+        }
         let objects = vec![
             line_resource(),
             machine_resource(1),
             machine_resource(2),
             machine_resource(3),
+            Arc::new(elsewhere),
         ];
-        let swept = sweep(&fake, &objects, &[MODEL.into()], line_asset)
+        let swept = sweep(&fake, &objects, "", &[MODEL.into()], line_asset)
             .await
             .expect("sweep");
         assert_eq!(found(&swept), vec![]);
@@ -359,7 +380,7 @@ mod tests {
         fake.unlink(&machine(2));
         fake.vanish(&machine(3));
         fake.set_state(&machine(4), crate::sitewise::AssetState::Updating);
-        let swept = sweep(&fake, &objects, &[MODEL.into()], line_asset)
+        let swept = sweep(&fake, &objects, "", &[MODEL.into()], line_asset)
             .await
             .expect("sweep");
         assert_eq!(
@@ -379,7 +400,7 @@ mod tests {
         let fake = line_with_machines(1);
         let objects = vec![machine_resource(1)];
         let replaced = |_: &str, _: &str| Some("10000000-0000-4000-8000-000000000999".to_string());
-        let swept = sweep(&fake, &objects, &[MODEL.into()], replaced)
+        let swept = sweep(&fake, &objects, "", &[MODEL.into()], replaced)
             .await
             .expect("sweep");
         assert_eq!(found(&swept), vec![("m1".to_string(), "parent changed")]);
@@ -394,10 +415,10 @@ mod tests {
             None,
             crate::sitewise::ErrorKind::Throttled,
         );
-        let failed = sweep(&fake, &objects, &[MODEL.into()], line_asset).await;
+        let failed = sweep(&fake, &objects, "", &[MODEL.into()], line_asset).await;
         assert!(failed.is_err());
         let unknown = "00000000-0000-4000-8000-0000000000aa".to_string();
-        let swept = sweep(&fake, &objects, &[unknown], line_asset)
+        let swept = sweep(&fake, &objects, "", &[unknown], line_asset)
             .await
             .expect("sweep");
         assert_eq!(
