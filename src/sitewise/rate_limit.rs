@@ -11,6 +11,13 @@
 //! cannot change its rate at run time, hence this small pacer. Calls wait for their slot;
 //! nothing is dropped.
 //!
+//! A cut is a test of whether the throttles come from the rate: if they do, a quarter less
+//! rate leaves a much smaller share of calls throttled. Once enough calls went out after a
+//! cut, the share they met is compared with what the cut should have left (the capacity the
+//! throttles imply, at the new rate); a share closer to the old one means the throttles come
+//! whatever the rate (a fault of the account, SiteWise having a bad minute), and the cut is
+//! taken back, since pacing slower would only stretch the work.
+//!
 //! A quota is a token bucket, and AWS does not publish SiteWise's burst: the pacer banks up to
 //! half a second of unused rate (half what the emulator allows) and spends it at once when work
 //! arrives after a quiet spell, e.g. the first second of a prune. An account whose bucket
@@ -41,6 +48,10 @@ const RECOVERY_PER_SECOND: f64 = 1.0;
 /// Throttles closer together than this count as one signal.
 const DECREASE_SPACING: Duration = Duration::from_secs(1);
 const FLOOR: f64 = 1.0;
+/// Calls after a cut before the cut is judged.
+const JUDGE_AFTER_CALLS: u32 = 40;
+/// Weight of one call's outcome in the throttled share.
+const SHARE_WEIGHT: f64 = 0.05;
 /// Unused rate banked for a burst, in seconds of the current rate: half of what the emulator's
 /// bucket holds, so the calls paced right after a burst still find tokens to spare when
 /// network jitter brings two of them closer together.
@@ -64,6 +75,30 @@ struct PaceState {
     banking: bool,
     /// When the latest call was let through.
     last_sent: Option<Instant>,
+    /// Share of recent calls throttled (moving average).
+    share: f64,
+    /// The latest cut, until it is judged.
+    cut: Option<Cut>,
+}
+
+/// A cut of the rate, and what the calls after it met.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    rate_before: f64,
+    share_before: f64,
+    calls: u32,
+    throttled: u32,
+}
+
+impl Cut {
+    /// Whether the calls after the cut show that the throttles come whatever the rate: their
+    /// share is closer to the share before the cut than to what the cut should have left if
+    /// the rate caused them (a capacity of `(1 - share) * rate`, at three quarters of it).
+    fn did_not_help(&self) -> bool {
+        let after = f64::from(self.throttled) / f64::from(self.calls.max(1));
+        let expected = (1.0 - (1.0 - self.share_before) / DECREASE).max(0.0);
+        after >= (expected + self.share_before) / 2.0
+    }
 }
 
 /// A call's place in its bucket's pace.
@@ -88,6 +123,8 @@ impl AdaptiveRate {
                 last_decrease: None,
                 banking: true,
                 last_sent: None,
+                share: 0.0,
+                cut: None,
             }),
         }
     }
@@ -166,9 +203,42 @@ impl AdaptiveRate {
         {
             return;
         }
+        if let Some(cut) = state.cut {
+            if cut.calls < JUDGE_AFTER_CALLS {
+                return;
+            }
+            state.cut = None;
+            if cut.did_not_help() {
+                tracing::debug!(
+                    rate = cut.rate_before,
+                    "throttles met whatever the rate: the last cut is taken back"
+                );
+                state.rate = state.rate.max(cut.rate_before);
+                state.last_decrease = Some(now);
+                return;
+            }
+        }
+        state.cut = Some(Cut {
+            rate_before: state.rate,
+            share_before: state.share,
+            calls: 0,
+            throttled: 0,
+        });
         state.rate = (state.rate * DECREASE).max(FLOOR);
         state.last_decrease = Some(now);
         state.last_recovery = now;
+    }
+
+    /// A call made through this bucket came back, throttled or not (before [`Self::throttled`]
+    /// for a throttled one).
+    pub fn answered(&self, throttled: bool) {
+        let mut state = self.state();
+        let outcome = if throttled { 1.0 } else { 0.0 };
+        state.share = state.share * (1.0 - SHARE_WEIGHT) + outcome * SHARE_WEIGHT;
+        if let Some(cut) = state.cut.as_mut() {
+            cut.calls += 1;
+            cut.throttled += u32::from(throttled);
+        }
     }
 }
 
@@ -218,10 +288,12 @@ impl<S: SiteWise> Decorate for RateLimited<S> {
             None => None,
         };
         let result = call.await;
-        if let (Some(bucket), Some(slot), Err(e)) = (bucket, slot, &result)
-            && e.kind == ErrorKind::Throttled
-        {
-            bucket.throttled(slot);
+        if let (Some(bucket), Some(slot)) = (bucket, slot) {
+            let throttled = matches!(&result, Err(e) if e.kind == ErrorKind::Throttled);
+            bucket.answered(throttled);
+            if throttled {
+                bucket.throttled(slot);
+            }
         }
         result
     }
@@ -358,12 +430,74 @@ mod tests {
         let bucket = AdaptiveRate::new(NonZeroU32::MIN.saturating_add(1));
         bucket.acquire().await;
         assert_eq!(bucket.rate(), 2.0);
+        // Three cuts, each judged to have helped.
         for _ in 0..3 {
             bucket.throttled(Slot::Paced);
             if let Ok(mut state) = bucket.state.lock() {
                 state.last_decrease = None;
+                state.cut = None;
             }
         }
         assert_eq!(bucket.rate(), FLOOR);
+    }
+
+    /// `calls` calls through `bucket`, each answered by `throttled(i, now)`; the last 600's
+    /// throttled share and how long they all took.
+    async fn drive(
+        bucket: &AdaptiveRate,
+        calls: usize,
+        mut throttled: impl FnMut(usize, Instant) -> bool,
+    ) -> (f64, Duration) {
+        let started = Instant::now();
+        let mut late = 0;
+        for i in 0..calls {
+            let slot = bucket.acquire().await;
+            let refused = throttled(i, Instant::now());
+            bucket.answered(refused);
+            if refused {
+                bucket.throttled(slot);
+                late += usize::from(i + 600 >= calls);
+            }
+        }
+        (late as f64 / 600.0, started.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttles_that_come_whatever_the_rate_do_not_hold_it_down() {
+        let bucket = AdaptiveRate::new(NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN));
+        // Three calls in ten refused, however fast they come.
+        let (_, took) = drive(&bucket, 1200, |i, _| i % 10 < 3).await;
+        // Each cut is taken back once 40 calls show it did not help: the pace stays between
+        // the quota and three quarters of it (40 s at 30/s; cutting on every throttle held it
+        // near 4/s, five minutes).
+        assert!(took < Duration::from_secs(50), "{took:?}");
+        assert!(bucket.rate() >= 22.5, "{}", bucket.rate());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttles_from_the_rate_bring_it_down_to_what_the_account_has_left() {
+        let bucket = AdaptiveRate::new(NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN));
+        // Another client leaves this one 20 calls per second of the account's bucket
+        // (10 calls of burst).
+        let (mut tokens, mut at) = (10.0_f64, Instant::now());
+        let account = |_: usize, now: Instant| {
+            tokens = (tokens + now.saturating_duration_since(at).as_secs_f64() * 20.0).min(10.0);
+            at = now;
+            if tokens >= 1.0 {
+                tokens -= 1.0;
+                false
+            } else {
+                true
+            }
+        };
+        let (late_share, took) = drive(&bucket, 1200, account).await;
+        assert!(bucket.rate() <= 22.0, "{}", bucket.rate());
+        assert!(
+            late_share < 0.05,
+            "{late_share} of the last 600 calls throttled"
+        );
+        // 1,200 calls at what the account leaves (20/s) take a minute; the sawtooth below it
+        // costs a little more.
+        assert!(took < Duration::from_secs(75), "{took:?}");
     }
 }
