@@ -17,7 +17,7 @@ use super::plan::sweep as plan;
 use super::{App, Context};
 use crate::backoff::jittered;
 use crate::crd::{ParentTarget, SiteWiseAsset};
-use crate::sitewise::{Direction, ErrorKind, SiteWise, SiteWiseResult};
+use crate::sitewise::{Direction, ErrorKind, SiteWise, SiteWiseResult, each_asset_of_model};
 
 /// The models whose assets each connection has described, so a sweep knows what to list.
 /// Filled by apply; an asset of a model not noted yet is simply not listed, and the
@@ -97,43 +97,34 @@ pub async fn sweep<S: SiteWise>(
     let mut seen = vec![Seen::NotListed; settled.len()];
     let mut out = Sweep::default();
     for model in models {
-        let mut next_token: Option<String> = None;
-        loop {
-            let page = match sitewise
-                .list_assets_page(model, next_token.as_deref())
-                .await
-            {
-                Ok(page) => page,
-                // A model deleted since: its assets are gone too, and show as not listed.
-                Err(e) if e.kind == ErrorKind::NotFound => break,
-                Err(e) => return Err(e),
+        let visited = each_asset_of_model(sitewise, model, |summary| {
+            let Ok(i) = settled.binary_search_by_key(&summary.id.as_str(), |(id, _)| id) else {
+                return;
             };
-            for summary in &page.assets {
-                let Ok(i) = settled.binary_search_by_key(&summary.id.as_str(), |(id, _)| id) else {
-                    continue;
-                };
-                let obj = settled[i].1;
-                seen[i] = match plan::fields_reason(obj, summary) {
-                    Some(reason) => {
-                        out.findings.push(finding(obj, reason));
-                        Seen::Reported
-                    }
-                    None => Seen::Listed,
-                };
-            }
-            match page.next_token {
-                Some(token) => next_token = Some(token),
-                None => break,
-            }
+            let obj = settled[i].1;
+            seen[i] = match plan::fields_reason(obj, &summary) {
+                Some(reason) => {
+                    out.findings.push(finding(obj, reason));
+                    Seen::Reported
+                }
+                None => Seen::Listed,
+            };
+        })
+        .await;
+        match visited {
+            Ok(()) => {}
+            // A model deleted since: its assets are gone too, and show as not listed.
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
-    let mut under: HashMap<(&str, &str), Vec<&SiteWiseAsset>> = HashMap::new();
-    for (&(_, obj), seen) in settled.iter().zip(&seen) {
+    let mut under: HashMap<(&str, &str), Vec<(&str, &SiteWiseAsset)>> = HashMap::new();
+    for (&(id, obj), seen) in settled.iter().zip(&seen) {
         match seen {
             Seen::Reported => {}
             Seen::NotListed => out.findings.push(finding(obj, "not listed")),
             Seen::Listed => match plan::recorded_link(obj) {
-                Some(link) => under.entry(link).or_default().push(obj),
+                Some(link) => under.entry(link).or_default().push((id, obj)),
                 None => judge_link(&mut out, obj, None, &parent_asset),
             },
         }
@@ -147,9 +138,8 @@ pub async fn sweep<S: SiteWise>(
             Err(e) if e.kind == ErrorKind::NotFound => HashSet::new(),
             Err(e) => return Err(e),
         };
-        for obj in children {
-            let linked = plan::settled_asset(obj).is_some_and(|id| listed.contains(id));
-            judge_link(&mut out, obj, Some(linked), &parent_asset);
+        for (id, obj) in children {
+            judge_link(&mut out, obj, Some(listed.contains(id)), &parent_asset);
         }
     }
     Ok(out)

@@ -433,21 +433,32 @@ pub trait SiteWise: Send + Sync + 'static {
     ) -> impl Future<Output = SiteWiseResult<AssetPage>> + Send;
 }
 
+/// Every asset of one model, page by page (`ListAssets`): `visit` sees each summary, and only
+/// one page is held at a time.
+pub async fn each_asset_of_model<S: SiteWise>(
+    sitewise: &S,
+    model_id: &str,
+    mut visit: impl FnMut(AssetSummary),
+) -> SiteWiseResult<()> {
+    let mut next_token: Option<String> = None;
+    loop {
+        let page = sitewise
+            .list_assets_page(model_id, next_token.as_deref())
+            .await?;
+        page.assets.into_iter().for_each(&mut visit);
+        match page.next_token {
+            Some(token) => next_token = Some(token),
+            None => return Ok(()),
+        }
+    }
+}
+
 /// Every page of `ListAssets` for the assets of one model.
 pub async fn list_assets_of_model<S: SiteWise>(
     sitewise: &S,
     model_id: &str,
 ) -> SiteWiseResult<Vec<AssetSummary>> {
     let mut assets = Vec::new();
-    let mut next_token: Option<String> = None;
-    loop {
-        let page = sitewise
-            .list_assets_page(model_id, next_token.as_deref())
-            .await?;
-        assets.extend(page.assets);
-        match page.next_token {
-            Some(token) => next_token = Some(token),
-            None => return Ok(assets),
-        }
-    }
+    each_asset_of_model(sitewise, model_id, |asset| assets.push(asset)).await?;
+    Ok(assets)
 }

@@ -182,7 +182,9 @@ impl AdaptiveRate {
     }
 
     /// SiteWise throttled a call made in `slot`: a banked call means the account's bucket
-    /// holds less than the bank (stop banking); a paced one means contention (slow down).
+    /// holds less than the bank (stop banking); a paced one may mean contention (cut the rate,
+    /// unless the last cut is still being judged, or is found not to have helped and is taken
+    /// back).
     pub fn throttled(&self, slot: Slot) {
         let mut state = self.state();
         let now = Instant::now();
