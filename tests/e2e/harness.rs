@@ -378,7 +378,8 @@ pub async fn admin_get(operator: &Operator, path: &str) -> anyhow::Result<(u16, 
     sitewise_testcluster::http_get(&addr, path).await
 }
 
-/// The value of an unlabelled metric in a Prometheus text exposition.
+/// The value of one series in a Prometheus text exposition: `name` is the metric name, with
+/// its labels as exposed when it has any (`family_total{outcome="current"}`).
 pub fn metric_value(exposition: &str, name: &str) -> Option<f64> {
     exposition.lines().find_map(|line| {
         let (key, value) = line.split_once(' ')?;
